@@ -1,0 +1,88 @@
+"""Engines and tenant-bound sessions for SQLite (aiosqlite) and PostgreSQL (psycopg 3)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from storage.settings import get_settings
+from storage.tenancy import TENANT_KEY, TenantContext, TenantSession
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain ``postgresql://``/``sqlite://`` URLs and pick the async drivers we ship."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+class Database:
+    """One engine per process; hands out sessions bound to a tenant for their whole life."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.engine = create_engine(self.url)
+        self._sessions = async_sessionmaker(
+            self.engine, sync_session_class=TenantSession, expire_on_commit=False
+        )
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    def session(self, ctx: TenantContext) -> AsyncSession:
+        return self._sessions(info={TENANT_KEY: ctx})
+
+    @asynccontextmanager
+    async def transaction(self, ctx: TenantContext) -> AsyncIterator[AsyncSession]:
+        """A session that commits on success and rolls back on any error."""
+        async with self.session(ctx) as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+_default: Database | None = None
+
+
+def get_database() -> Database:
+    global _default
+    if _default is None:
+        _default = Database(get_settings().database_url)
+    return _default

@@ -1,0 +1,100 @@
+"""Every table, importable from one place so Alembic and the tenant filter see them all."""
+
+from storage.models.auth import (
+    MAX_ACTIVE_SECTORS_PER_SITE,
+    Account,
+    AccountStatus,
+    ApiKey,
+    Industry,
+    IndustrySector,
+    Plan,
+    Role,
+    Sector,
+    Site,
+    SiteUserAccess,
+    User,
+)
+from storage.models.automation import AutomationRule, ScheduledTask
+from storage.models.base import AccountScoped, Base, SiteOwned, SiteSectorScoped
+from storage.models.billing import CreditTransaction, CreditUsageLog
+from storage.models.integration import SiteIntegration
+from storage.models.planner import (
+    Cluster,
+    ClusterStatus,
+    ContentIdea,
+    ContentStructure,
+    ContentType,
+    IdeaStatus,
+    Intent,
+    Keyword,
+    KeywordStatus,
+    cluster_keywords,
+)
+from storage.models.publishing import DeploymentRecord, PublishingRecord
+from storage.models.site_building import (
+    PageBlueprint,
+    SiteBlueprint,
+    SiteBlueprintCluster,
+    SiteBlueprintTaxonomy,
+    SiteBuilderOption,
+)
+from storage.models.system import AIPrompt, AuthorProfile, IntegrationSettings, Strategy
+from storage.models.writer import (
+    Content,
+    ContentAttributeMap,
+    ContentClusterMap,
+    ContentTaxonomyMap,
+    Image,
+    Task,
+)
+
+__all__ = [
+    "MAX_ACTIVE_SECTORS_PER_SITE",
+    "AIPrompt",
+    "Account",
+    "AccountScoped",
+    "AccountStatus",
+    "ApiKey",
+    "AuthorProfile",
+    "AutomationRule",
+    "Base",
+    "Cluster",
+    "ClusterStatus",
+    "Content",
+    "ContentAttributeMap",
+    "ContentClusterMap",
+    "ContentIdea",
+    "ContentStructure",
+    "ContentTaxonomyMap",
+    "ContentType",
+    "CreditTransaction",
+    "CreditUsageLog",
+    "DeploymentRecord",
+    "IdeaStatus",
+    "Image",
+    "Industry",
+    "IndustrySector",
+    "IntegrationSettings",
+    "Intent",
+    "Keyword",
+    "KeywordStatus",
+    "PageBlueprint",
+    "Plan",
+    "PublishingRecord",
+    "Role",
+    "ScheduledTask",
+    "Sector",
+    "Site",
+    "SiteBlueprint",
+    "SiteBlueprintCluster",
+    "SiteBlueprintTaxonomy",
+    "SiteBuilderOption",
+    "SiteIntegration",
+    "SiteOwned",
+    "SiteSectorScoped",
+    "SiteUserAccess",
+    "Strategy",
+    "Task",
+    "User",
+    "cluster_keywords",
+]

@@ -1,0 +1,114 @@
+"""Pieces every module's actions share: pagination, ordering, lookups that 404 across tenants."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from storage.exceptions import NotFound, ValidationFailed
+from storage.models import Base
+from tools.registry import ActionInput
+
+M = TypeVar("M", bound=Base)
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 500
+
+
+class ObjectOut(BaseModel):
+    """Base for outputs read straight off ORM rows."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class IdInput(ActionInput):
+    id: int = Field(description="Object id")
+
+
+class IdsInput(ActionInput):
+    ids: list[int] = Field(min_length=1, max_length=10_000, description="Object ids")
+
+
+class PageInput(ActionInput):
+    page: int = Field(1, ge=1, description="1-based page number")
+    page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE, description="Rows per page")
+    search: str | None = Field(None, description="Case-insensitive substring match")
+    ordering: str | None = Field(None, description="Field to order by; prefix '-' for descending")
+
+
+class Page(BaseModel, Generic[T]):
+    count: int
+    page: int
+    page_size: int
+    next: int | None = Field(description="Next page number, if any")
+    previous: int | None = Field(description="Previous page number, if any")
+    results: list[T]
+
+
+class BulkResult(BaseModel):
+    requested: int
+    affected: int
+    not_found: list[int] = Field(default_factory=list)
+
+
+async def get_or_404(session: AsyncSession, model: type[M], ident: int) -> M:
+    """Load one row; rows of other tenants are invisible, so they 404 like missing ones."""
+    obj = await session.get(model, ident)
+    if obj is None:
+        raise NotFound(model.__name__, ident)
+    return obj
+
+
+async def ensure_exists(session: AsyncSession, model: type[Base], ident: int | None, field: str) -> None:
+    if ident is not None and await session.get(model, ident) is None:
+        raise ValidationFailed.single(field, f"{model.__name__} {ident} not found")
+
+
+def order_by(
+    stmt: Select[Any],
+    ordering: str | None,
+    allowed: Mapping[str, InstrumentedAttribute[Any]],
+    default: str,
+    tiebreak: InstrumentedAttribute[Any],
+) -> Select[Any]:
+    key = ordering or default
+    column = allowed.get(key.lstrip("-"))
+    if column is None:
+        raise ValidationFailed.single(
+            "ordering", f"cannot order by {key!r}; use one of {', '.join(sorted(allowed))} (prefix '-')"
+        )
+    expr = column.desc() if key.startswith("-") else column.asc()
+    return stmt.order_by(expr, tiebreak.desc() if key.startswith("-") else tiebreak.asc())
+
+
+async def paginate(
+    session: AsyncSession,
+    stmt: Select[Any],
+    params: PageInput,
+    to_out: Callable[[Any], T],
+) -> Page[T]:
+    total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    offset = (params.page - 1) * params.page_size
+    rows: Sequence[Any] = (await session.execute(stmt.offset(offset).limit(params.page_size))).all()
+    return Page[T](
+        count=total,
+        page=params.page,
+        page_size=params.page_size,
+        next=params.page + 1 if offset + len(rows) < total else None,
+        previous=params.page - 1 if params.page > 1 else None,
+        results=[to_out(row) for row in rows],
+    )
+
+
+def apply_changes(obj: Base, changes: Mapping[str, Any], nullable: Collection[str] = ()) -> None:
+    """Apply a partial update; ``None`` clears only fields that may be empty."""
+    for name, value in changes.items():
+        if value is None and name not in nullable:
+            raise ValidationFailed.single(name, "cannot be empty")
+    for name, value in changes.items():
+        setattr(obj, name, value)

@@ -1,0 +1,285 @@
+"""Keyword actions: CRUD with the seed's filters, bulk status/delete, CSV import and export."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field, field_validator
+from sqlalchemy import Select, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.exceptions import ValidationFailed
+from storage.models import Cluster, Intent, Keyword, KeywordStatus
+from tools.common import (
+    BulkResult,
+    IdInput,
+    IdsInput,
+    ObjectOut,
+    Page,
+    PageInput,
+    apply_changes,
+    get_or_404,
+    order_by,
+    paginate,
+)
+from tools.registry import ALL_ROLES, ActionContext, ActionInput, Route, action
+
+MODULE = "planner"
+KEYWORD_MAX_LENGTH = 255
+
+
+def normalise_keyword(raw: str) -> str:
+    """Keywords compare case- and whitespace-insensitively, so they are stored that way."""
+    return " ".join(raw.split()).lower()
+
+
+class KeywordOut(ObjectOut):
+    id: int
+    keyword: str
+    volume: int | None
+    difficulty: int | None
+    intent: Intent | None
+    status: KeywordStatus
+    site_id: int
+    sector_id: int
+    cluster_ids: list[int]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, kw: Keyword) -> KeywordOut:
+        return cls.model_validate(
+            {
+                **{k: getattr(kw, k) for k in cls.model_fields if k != "cluster_ids"},
+                "cluster_ids": sorted(c.id for c in kw.clusters),
+            }
+        )
+
+
+class KeywordFields(ActionInput):
+    volume: int | None = Field(None, ge=0, description="Monthly search volume")
+    difficulty: int | None = Field(None, ge=0, le=100, description="Keyword difficulty 0-100")
+    intent: Intent | None = None
+    status: KeywordStatus = KeywordStatus.PENDING
+    cluster_ids: list[int] = Field(default_factory=list, description="Clusters in the same sector")
+
+
+class KeywordCreate(KeywordFields):
+    site_id: int
+    sector_id: int
+    keyword: str = Field(min_length=1, max_length=KEYWORD_MAX_LENGTH)
+
+    @field_validator("keyword")
+    @classmethod
+    def _normalise(cls, value: str) -> str:
+        return normalise_keyword(value)
+
+
+class KeywordUpdate(ActionInput):
+    id: int
+    keyword: str | None = Field(None, min_length=1, max_length=KEYWORD_MAX_LENGTH)
+    volume: int | None = Field(None, ge=0)
+    difficulty: int | None = Field(None, ge=0, le=100)
+    intent: Intent | None = None
+    status: KeywordStatus | None = None
+    cluster_ids: list[int] | None = None
+
+
+class KeywordFilters(ActionInput):
+    site_id: int | None = None
+    sector_id: int | None = None
+    status: KeywordStatus | None = None
+    cluster_id: int | None = Field(None, description="Only keywords in this cluster")
+    intent: Intent | None = None
+    difficulty_min: int | None = Field(None, ge=0, le=100)
+    difficulty_max: int | None = Field(None, ge=0, le=100)
+    volume_min: int | None = Field(None, ge=0)
+    volume_max: int | None = Field(None, ge=0)
+    search: str | None = Field(None, description="Substring of the keyword")
+
+
+class KeywordListInput(KeywordFilters, PageInput):
+    pass
+
+
+class BulkStatusInput(IdsInput):
+    status: KeywordStatus
+
+
+ORDERING = {
+    "created_at": Keyword.created_at,
+    "volume": Keyword.volume,
+    "difficulty": Keyword.difficulty,
+    "keyword": Keyword.keyword,
+}
+
+
+def filtered_keywords(f: KeywordFilters) -> Select[tuple[Keyword]]:
+    stmt = select(Keyword)
+    for column, value in (
+        (Keyword.site_id, f.site_id),
+        (Keyword.sector_id, f.sector_id),
+        (Keyword.status, f.status),
+        (Keyword.intent, f.intent),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    for column, low, high in (
+        (Keyword.difficulty, f.difficulty_min, f.difficulty_max),
+        (Keyword.volume, f.volume_min, f.volume_max),
+    ):
+        if low is not None:
+            stmt = stmt.where(column >= low)
+        if high is not None:
+            stmt = stmt.where(column <= high)
+    if f.cluster_id is not None:
+        stmt = stmt.where(Keyword.clusters.any(Cluster.id == f.cluster_id))
+    if f.search:
+        stmt = stmt.where(Keyword.keyword.contains(normalise_keyword(f.search), autoescape=True))
+    return stmt
+
+
+async def clusters_in_sector(
+    session: AsyncSession, ids: list[int], sector_id: int, field: str
+) -> list[Cluster]:
+    """The seed's rule: a keyword (or idea) may only join clusters of its own sector."""
+    if not ids:
+        return []
+    found = {c.id: c for c in (await session.scalars(select(Cluster).where(Cluster.id.in_(ids)))).all()}
+    for cid in ids:
+        if cid not in found:
+            raise ValidationFailed.single(field, f"cluster {cid} not found")
+        if found[cid].sector_id != sector_id:
+            raise ValidationFailed.single(
+                field, f"cluster {cid} is in sector {found[cid].sector_id}, not sector {sector_id}"
+            )
+    return [found[cid] for cid in dict.fromkeys(ids)]
+
+
+async def _ensure_unique(session: AsyncSession, kw: Keyword) -> None:
+    clash = await session.scalar(
+        select(Keyword.id).where(
+            Keyword.site_id == kw.site_id,
+            Keyword.sector_id == kw.sector_id,
+            Keyword.keyword == kw.keyword,
+            Keyword.id != (kw.id or 0),
+        )
+    )
+    if clash is not None:
+        raise ValidationFailed.single("keyword", f"{kw.keyword!r} already exists in this sector (id {clash})")
+
+
+async def _flush_unique(session: AsyncSession, kw: Keyword) -> None:
+    """Flush, turning a race on the unique key into the same field error as the pre-check."""
+    await _ensure_unique(session, kw)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise ValidationFailed.single("keyword", f"{kw.keyword!r} already exists in this sector") from None
+
+
+@action(
+    "keywords.list",
+    module=MODULE,
+    summary="List keywords with search, filters (status, cluster, intent, difficulty, volume) and ordering",
+    roles=ALL_ROLES,
+    route=Route("GET", "planner/keywords/"),
+)
+async def list_keywords(ctx: ActionContext, params: KeywordListInput) -> Page[KeywordOut]:
+    stmt = order_by(filtered_keywords(params), params.ordering, ORDERING, "-created_at", Keyword.id)
+    return await paginate(ctx.session, stmt, params, lambda row: KeywordOut.of(row[0]))
+
+
+@action(
+    "keywords.get",
+    module=MODULE,
+    summary="Show one keyword",
+    roles=ALL_ROLES,
+    route=Route("GET", "planner/keywords/{id}/"),
+)
+async def get_keyword(ctx: ActionContext, params: IdInput) -> KeywordOut:
+    return KeywordOut.of(await get_or_404(ctx.session, Keyword, params.id))
+
+
+@action(
+    "keywords.create",
+    module=MODULE,
+    summary="Add a keyword to a site sector",
+    route=Route("POST", "planner/keywords/"),
+)
+async def create_keyword(ctx: ActionContext, params: KeywordCreate) -> KeywordOut:
+    clusters = await clusters_in_sector(ctx.session, params.cluster_ids, params.sector_id, "cluster_ids")
+    kw = Keyword(**params.model_dump(exclude={"cluster_ids"}), clusters=clusters)
+    ctx.session.add(kw)
+    await _flush_unique(ctx.session, kw)
+    return KeywordOut.of(kw)
+
+
+@action(
+    "keywords.update",
+    module=MODULE,
+    summary="Change a keyword's text, metrics, intent, status or clusters",
+    route=Route("PUT", "planner/keywords/{id}/"),
+)
+async def update_keyword(ctx: ActionContext, params: KeywordUpdate) -> KeywordOut:
+    kw = await get_or_404(ctx.session, Keyword, params.id)
+    changes = params.model_dump(exclude={"id", "cluster_ids"}, exclude_unset=True)
+    if changes.get("keyword"):
+        changes["keyword"] = normalise_keyword(changes["keyword"])
+    apply_changes(kw, changes, nullable={"volume", "difficulty", "intent"})
+    if params.cluster_ids is not None:
+        kw.clusters = await clusters_in_sector(ctx.session, params.cluster_ids, kw.sector_id, "cluster_ids")
+    await _flush_unique(ctx.session, kw)
+    return KeywordOut.of(kw)
+
+
+@action(
+    "keywords.delete",
+    module=MODULE,
+    summary="Delete one keyword",
+    route=Route("DELETE", "planner/keywords/{id}/"),
+)
+async def delete_keyword(ctx: ActionContext, params: IdInput) -> BulkResult:
+    await ctx.session.delete(await get_or_404(ctx.session, Keyword, params.id))
+    return BulkResult(requested=1, affected=1)
+
+
+async def visible_ids(session: AsyncSession, model: type[Keyword], ids: list[int]) -> set[int]:
+    return set((await session.scalars(select(model.id).where(model.id.in_(ids)))).all())
+
+
+@action(
+    "keywords.bulk_delete",
+    module=MODULE,
+    summary="Delete many keywords at once",
+    confirm=True,
+    route=Route("POST", "planner/keywords/bulk_delete/"),
+)
+async def bulk_delete_keywords(ctx: ActionContext, params: IdsInput) -> BulkResult:
+    found = await visible_ids(ctx.session, Keyword, params.ids)
+    result = await ctx.session.execute(delete(Keyword).where(Keyword.id.in_(found)))
+    return BulkResult(
+        requested=len(set(params.ids)),
+        affected=result.rowcount,
+        not_found=sorted(set(params.ids) - found),
+    )
+
+
+@action(
+    "keywords.bulk_update_status",
+    module=MODULE,
+    summary="Set the status of many keywords at once",
+    route=Route("POST", "planner/keywords/bulk_update_status/"),
+)
+async def bulk_update_status(ctx: ActionContext, params: BulkStatusInput) -> BulkResult:
+    found = await visible_ids(ctx.session, Keyword, params.ids)
+    result = await ctx.session.execute(
+        update(Keyword).where(Keyword.id.in_(found)).values(status=params.status)
+    )
+    return BulkResult(
+        requested=len(set(params.ids)),
+        affected=result.rowcount,
+        not_found=sorted(set(params.ids) - found),
+    )
