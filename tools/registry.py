@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -91,7 +91,7 @@ class Action:
     long: bool = False
     confirm: bool = False
     route: Route | None = None
-    tags: tuple[str, ...] = field(default=())
+    streams: str | None = None
 
     def credits_for(self, params: ActionInput) -> int:
         return self.cost(params) if callable(self.cost) else self.cost
@@ -142,8 +142,12 @@ def action(
     long: bool = False,
     confirm: bool = False,
     route: Route | None = None,
+    streams: str | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Declare ``handler`` as an action; its second parameter's annotation is the input model."""
+    """Declare ``handler`` as an action; its second parameter's annotation is the input model.
+
+    ``streams`` names the media type of output the action can write to a chunk sink (CSV export).
+    """
 
     def decorate(handler: Handler) -> Handler:
         hints = get_type_hints(handler)
@@ -152,7 +156,7 @@ def action(
         if not (isinstance(input_model, type) and issubclass(input_model, ActionInput)):
             raise TypeError(f"{handler.__qualname__}: second parameter must be an ActionInput model")
         registry.register(
-            Action(name, module, summary, input_model, handler, roles, cost, long, confirm, route)
+            Action(name, module, summary, input_model, handler, roles, cost, long, confirm, route, streams)
         )
         return handler
 

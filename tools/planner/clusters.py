@@ -119,13 +119,14 @@ async def keywords_in_sector(session: AsyncSession, ids: list[int], sector_id: i
 
 
 async def _flush_unique_name(session: AsyncSession, cluster: Cluster) -> None:
-    clash = await session.scalar(
-        select(Cluster.id).where(
-            Cluster.sector_id == cluster.sector_id,
-            Cluster.name == cluster.name,
-            Cluster.id != (cluster.id or 0),
+    with session.no_autoflush:  # the row itself is pending; flushing it first would find it
+        clash = await session.scalar(
+            select(Cluster.id).where(
+                Cluster.sector_id == cluster.sector_id,
+                Cluster.name == cluster.name,
+                Cluster.id != (cluster.id or 0),
+            )
         )
-    )
     if clash is not None:
         raise ValidationFailed.single(
             "name", f"a cluster named {cluster.name!r} already exists in this sector"

@@ -269,6 +269,7 @@ def _csv_lines(keywords: list[Keyword]) -> str:
     summary="Export keywords matching the filters as CSV (streamed)",
     roles=ALL_ROLES,
     route=Route("GET", "planner/keywords/export_csv/"),
+    streams="text/csv",
 )
 async def export_csv(ctx: ActionContext, params: ExportInput) -> ExportResult:
     stmt = order_by(filtered_keywords(params), params.ordering, ORDERING, "created_at", Keyword.id)

@@ -158,14 +158,15 @@ async def clusters_in_sector(
 
 
 async def _ensure_unique(session: AsyncSession, kw: Keyword) -> None:
-    clash = await session.scalar(
-        select(Keyword.id).where(
-            Keyword.site_id == kw.site_id,
-            Keyword.sector_id == kw.sector_id,
-            Keyword.keyword == kw.keyword,
-            Keyword.id != (kw.id or 0),
+    with session.no_autoflush:  # the row itself is pending; flushing it first would find it
+        clash = await session.scalar(
+            select(Keyword.id).where(
+                Keyword.site_id == kw.site_id,
+                Keyword.sector_id == kw.sector_id,
+                Keyword.keyword == kw.keyword,
+                Keyword.id != (kw.id or 0),
+            )
         )
-    )
     if clash is not None:
         raise ValidationFailed.single("keyword", f"{kw.keyword!r} already exists in this sector (id {clash})")
 
