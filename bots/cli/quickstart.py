@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from rich.panel import Panel
@@ -109,7 +110,7 @@ def quickstart() -> None:
             await db.dispose()
 
     tenant, site_id, sector_id = asyncio.run(setup())
-    sample = _write_sample(settings.data_dir).relative_to(Path.cwd(), walk_up=True)
+    sample = os.path.relpath(_write_sample(settings.data_dir))
     igny8 = ".venv/bin/igny8"
     console.print(
         Panel.fit(
