@@ -107,3 +107,20 @@ class ConfirmationRequired(Igny8Error):
                 "allowed": list(request.allowed),
             },
         )
+
+
+class InsufficientCredits(Igny8Error):
+    code = "insufficient_credits"
+    http_status = 402
+
+    def __init__(self, needed: int, balance: int | None = None) -> None:
+        have = f"; you have {balance}" if balance is not None else ""
+        super().__init__(
+            f"This needs {needed} credits{have}. Add credits or upgrade your plan.",
+            details={"needed": needed, "balance": balance},
+        )
+
+
+class PlanLimitExceeded(Igny8Error):
+    code = "plan_limit_exceeded"
+    http_status = 402

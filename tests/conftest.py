@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from storage.db import Database
 from storage.migrate import upgrade_async
 from tests.factories import TenantFactory
+from tests.stubs.fixtures import openai_stub_fixture, runware_stub_fixture  # noqa: F401
 from tools import load_actions
 
 load_actions()

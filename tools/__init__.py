@@ -2,4 +2,5 @@
 
 
 def load_actions() -> None:
-    from tools import auth, planner  # noqa: F401  (importing registers the actions)
+    from tools import auth, billing, planner, system, writer  # noqa: F401  (importing registers them)
+    from tools.ai import functions  # noqa: F401

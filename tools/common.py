@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -18,6 +19,15 @@ M = TypeVar("M", bound=Base)
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 500
+MAX_INT = 2_147_483_647  # INTEGER columns are 32-bit on PostgreSQL; bigger values fail the whole write
+MAX_ID = 2**63 - 1  # ids are BIGINT (SQLite: 64-bit INTEGER); a bigger number is a driver error, not a 404
+
+ObjectId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands timezone-aware columns back naive (they hold UTC); PostgreSQL uses its session zone."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class ObjectOut(BaseModel):
@@ -25,13 +35,19 @@ class ObjectOut(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _utc(cls, value: Any) -> Any:
+        """Every backend answers in UTC, so callers can compare timestamps from any action."""
+        return as_utc(value) if isinstance(value, datetime) else value
+
 
 class IdInput(ActionInput):
-    id: int = Field(description="Object id")
+    id: ObjectId = Field(description="Object id")
 
 
 class IdsInput(ActionInput):
-    ids: list[int] = Field(min_length=1, max_length=10_000, description="Object ids")
+    ids: list[ObjectId] = Field(min_length=1, max_length=10_000, description="Object ids")
 
 
 class PageInput(ActionInput):
@@ -76,14 +92,20 @@ def order_by(
     default: str,
     tiebreak: InstrumentedAttribute[Any],
 ) -> Select[Any]:
+    """Order by one allowed field, unknown (NULL) values last in both directions on every backend.
+
+    SQLite puts NULLs first and PostgreSQL last when ascending, so without ``NULLS LAST`` the same
+    request would page differently on each; the tiebreak keeps pages stable.
+    """
     key = ordering or default
-    column = allowed.get(key.lstrip("-"))
+    descending = key.startswith("-")
+    column = allowed.get(key[1:] if descending else key)
     if column is None:
         raise ValidationFailed.single(
             "ordering", f"cannot order by {key!r}; use one of {', '.join(sorted(allowed))} (prefix '-')"
         )
-    expr = column.desc() if key.startswith("-") else column.asc()
-    return stmt.order_by(expr, tiebreak.desc() if key.startswith("-") else tiebreak.asc())
+    expr = column.desc() if descending else column.asc()
+    return stmt.order_by(expr.nulls_last(), tiebreak.desc() if descending else tiebreak.asc())
 
 
 async def paginate(
@@ -112,3 +134,15 @@ def apply_changes(obj: Base, changes: Mapping[str, Any], nullable: Collection[st
             raise ValidationFailed.single(name, "cannot be empty")
     for name, value in changes.items():
         setattr(obj, name, value)
+
+
+async def site_sector_names(session: AsyncSession, sector_ids: Collection[int]) -> dict[int, tuple[str, str]]:
+    """sector id -> (site name, sector name), for prompts and messages."""
+    from storage.models import Sector, Site
+
+    rows = await session.execute(
+        select(Sector.id, Site.name, Sector.name)
+        .join(Site, Site.id == Sector.site_id)
+        .where(Sector.id.in_(list(sector_ids)))
+    )
+    return {sector_id: (site, sector) for sector_id, site, sector in rows.all()}

@@ -213,6 +213,10 @@ async def invoke(
                 estimated_credits=act.credits_for(params),
             )
         )
+    if act.long:
+        # Long actions call models between database steps; they commit each step themselves
+        # (``ctx.session.begin()``) so no transaction stays open across a network call.
+        async with db.session(tenant) as session:
+            return await act.handler(ActionContext(act.name, tenant, session, db, progress, chunks), params)
     async with db.transaction(tenant) as session:
-        ctx = ActionContext(act.name, tenant, session, db, progress, chunks)
-        return await act.handler(ctx, params)
+        return await act.handler(ActionContext(act.name, tenant, session, db, progress, chunks), params)

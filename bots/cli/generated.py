@@ -28,6 +28,7 @@ from tools.accounts import authenticate_api_key
 from tools.registry import Action, ProgressEvent, invoke, registry
 
 API_KEY_HELP = "API key (or set IGNY8_API_KEY, e.g. in .env)"
+CLI_OPTIONS = frozenset({"api_key", "as_json", "yes"})
 
 
 def _unwrap_optional(annotation: Any) -> Any:
@@ -160,6 +161,8 @@ def run_sync(coro_factory: Callable[[], Any]) -> None:
 def action_command(app: typer.Typer, act: Action) -> None:
     """Register ``act`` on ``app`` as a typer command whose options mirror its input model."""
     verb = act.name.split(".", 1)[1].replace("_", "-")
+    if clash := CLI_OPTIONS & act.input_model.model_fields.keys():
+        raise TypeError(f"{act.name}: input field(s) {sorted(clash)} clash with the CLI's own options")
     params = [_parameter(name, info) for name, info in act.input_model.model_fields.items()]
     params += [
         inspect.Parameter(

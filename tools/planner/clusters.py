@@ -15,6 +15,7 @@ from storage.models import Cluster, ClusterStatus, Keyword, cluster_keywords
 from tools.common import (
     BulkResult,
     IdInput,
+    ObjectId,
     ObjectOut,
     Page,
     PageInput,
@@ -63,25 +64,25 @@ class ClusterOut(ObjectOut):
 
 
 class ClusterCreate(ActionInput):
-    site_id: int
-    sector_id: int
+    site_id: ObjectId
+    sector_id: ObjectId
     name: str = Field(min_length=1, max_length=255)
     description: str | None = None
     status: ClusterStatus = ClusterStatus.ACTIVE
-    keyword_ids: list[int] = Field(default_factory=list, description="Keywords of the same sector")
+    keyword_ids: list[ObjectId] = Field(default_factory=list, description="Keywords of the same sector")
 
 
 class ClusterUpdate(ActionInput):
-    id: int
+    id: ObjectId
     name: str | None = Field(None, min_length=1, max_length=255)
     description: str | None = None
     status: ClusterStatus | None = None
-    keyword_ids: list[int] | None = Field(None, description="Replaces the cluster's keywords")
+    keyword_ids: list[ObjectId] | None = Field(None, description="Replaces the cluster's keywords")
 
 
 class ClusterListInput(PageInput):
-    site_id: int | None = None
-    sector_id: int | None = None
+    site_id: ObjectId | None = None
+    sector_id: ObjectId | None = None
     status: ClusterStatus | None = None
 
 
@@ -199,10 +200,12 @@ async def create_cluster(ctx: ActionContext, params: ClusterCreate) -> ClusterOu
 )
 async def update_cluster(ctx: ActionContext, params: ClusterUpdate) -> ClusterOut:
     cluster = await get_or_404(ctx.session, Cluster, params.id)
-    changes = params.model_dump(exclude={"id", "keyword_ids"}, exclude_unset=True)
-    apply_changes(cluster, changes, nullable={"description"})
+    # Keywords first: their queries autoflush, and flushing a rename onto a taken name would
+    # surface as a raw unique-key error instead of a ``name`` error.
     if params.keyword_ids is not None:
         await _set_keywords(ctx.session, cluster, params.keyword_ids)
+    changes = params.model_dump(exclude={"id", "keyword_ids"}, exclude_unset=True)
+    apply_changes(cluster, changes, nullable={"description"})
     await _flush_unique_name(ctx.session, cluster)
     return await _cluster_out(ctx.session, cluster.id)
 

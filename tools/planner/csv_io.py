@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy.orm import selectinload
 from storage.bulk import insert_skipping_duplicates
 from storage.exceptions import ValidationFailed
 from storage.models import Intent, Keyword, KeywordStatus, Sector
-from tools.common import get_or_404, order_by
+from tools.common import MAX_INT, ObjectId, as_utc, get_or_404, order_by
 from tools.planner.keywords import (
     KEYWORD_MAX_LENGTH,
     MODULE,
@@ -75,8 +76,8 @@ class ImportResult(BaseModel):
 
 
 class ImportInput(ActionInput):
-    site_id: int
-    sector_id: int
+    site_id: ObjectId
+    sector_id: ObjectId
     file: bytes = Field(description="CSV file content; needs a keyword column")
 
 
@@ -127,23 +128,48 @@ def map_headers(header: list[str]) -> dict[str, int]:
     return mapping
 
 
-def _int(value: str, low: int, high: int | None) -> int | None:
+def _int(value: str, low: int, high: int) -> int | None:
     cleaned = value.strip().replace(",", "").replace(" ", "").replace("%", "")
     if not cleaned or cleaned in ("-", "n/a", "N/A"):
         return None
-    number = int(float(cleaned))
-    if number < low or (high is not None and number > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ValueError(f"must be {bound}, got {number}")
+    try:
+        number = int(float(cleaned))
+    except OverflowError:  # "1e400" and "inf" parse as floats but are no count
+        raise ValueError(f"{value.strip()!r} is not a valid number") from None
+    if not low <= number <= high:
+        raise ValueError(f"must be between {low} and {high}, got {number}")
     return number
 
 
+# Parsed cells are plain str/int/None, not enum members: a dict holding only those is not tracked
+# by the garbage collector, which would otherwise rescan every parsed row again and again.
 _PARSERS: dict[str, Any] = {
-    "volume": lambda v: _int(v, 0, None),
+    "volume": lambda v: _int(v, 0, MAX_INT),
     "difficulty": lambda v: _int(v, 0, 100),
-    "intent": lambda v: Intent(v.strip().lower()) if v.strip() else None,
-    "status": lambda v: KeywordStatus(v.strip().lower()) if v.strip() else KeywordStatus.PENDING,
+    "intent": lambda v: Intent(v.strip().lower()).value if v.strip() else None,
+    "status": lambda v: KeywordStatus(v.strip().lower()).value if v.strip() else _PENDING,
 }
+_PENDING = KeywordStatus.PENDING.value
+
+
+_MEMO_LIMIT = 10_000
+
+
+def _memoised(parse: Any) -> Any:
+    """``parse`` remembering its results: a column's cells repeat (intents, 0-100 difficulties)."""
+    memo: dict[str, Any] = {}
+
+    def cached(value: str) -> Any:
+        try:
+            return memo[value]
+        except KeyError:
+            pass
+        result = parse(value)  # a ValueError is reported for the row and not remembered
+        if len(memo) < _MEMO_LIMIT:
+            memo[value] = result
+        return result
+
+    return cached
 
 
 @dataclass
@@ -156,21 +182,43 @@ class ParsedRows:
     header: list[str]
 
 
-def parse_rows(text: str, delimiter: str) -> ParsedRows:
+def _records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield each record with the physical line it starts on (a quoted cell may span lines).
+
+    ``csv`` errors (a quote left open until a field outgrows the reader's limit) become a
+    ``file`` error naming where that record began, instead of escaping as an internal error.
+    """
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = next(reader, None)
-    if header is None:
+    line = 0
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ValidationFailed.single("file", f"line {line + 1}: {exc} (is a quote left open?)") from None
+        yield line + 1, record
+        line = reader.line_num
+
+
+def parse_rows(text: str, delimiter: str) -> ParsedRows:
+    records = _records(text, delimiter)
+    first = next(records, None)
+    if first is None:
         raise ValidationFailed.single("file", "the file is empty")
+    header = first[1]
     mapping = map_headers(header)
     rows: list[dict[str, Any]] = []
     errors: list[RowError] = []
     seen: set[str] = set()
     total = duplicates = 0
-    for record in reader:
-        if not any(cell.strip() for cell in record):
+    parsers = {name: _memoised(parse) for name, parse in _PARSERS.items()}
+    for line, record in records:
+        # A non-blank first cell settles it for almost every row without looking at the others.
+        if not (record and record[0].strip()) and not any(cell.strip() for cell in record):
             continue
         total += 1
-        row, row_errors = _parse_record(record, mapping, reader.line_num)
+        row, row_errors = _parse_record(record, mapping, line, parsers)
         if row_errors:
             errors.extend(row_errors)
         elif row["keyword"] in seen:
@@ -182,7 +230,7 @@ def parse_rows(text: str, delimiter: str) -> ParsedRows:
 
 
 def _parse_record(
-    record: list[str], mapping: dict[str, int], line: int
+    record: list[str], mapping: dict[str, int], line: int, parsers: dict[str, Any] = _PARSERS
 ) -> tuple[dict[str, Any], list[RowError]]:
     cells = {name: record[i] if i < len(record) else "" for name, i in mapping.items()}
     keyword = normalise_keyword(cells.pop("keyword"))
@@ -191,16 +239,12 @@ def _parse_record(
         errors.append(RowError(line=line, field="keyword", message="is empty"))
     elif len(keyword) > KEYWORD_MAX_LENGTH:
         errors.append(RowError(line=line, field="keyword", message=f"longer than {KEYWORD_MAX_LENGTH}"))
-    row: dict[str, Any] = {"keyword": keyword, "status": KeywordStatus.PENDING}
+    row: dict[str, Any] = {"keyword": keyword, "status": _PENDING}
     for name, value in cells.items():
         try:
-            row[name] = _PARSERS[name](value)
+            row[name] = parsers[name](value)
         except ValueError as exc:
-            message = (
-                str(exc)
-                if name in ("volume", "difficulty") and "must be" in str(exc)
-                else (f"{value.strip()!r} is not a valid {name}")
-            )
+            message = str(exc) if "must be" in str(exc) else f"{value.strip()!r} is not a valid {name}"
             errors.append(RowError(line=line, field=name, message=message))
     return row, errors
 
@@ -222,13 +266,11 @@ async def import_csv(ctx: ActionContext, params: ImportInput) -> ImportResult:
     parsed = parse_rows(text, delimiter)
     await ctx.progress("parsed", 0, len(parsed.rows), f"{parsed.total} rows read")
     imported = 0
+    placement = {"site_id": params.site_id, "sector_id": params.sector_id}
     for start in range(0, len(parsed.rows), INSERT_CHUNK):
-        chunk = [
-            {**row, "site_id": params.site_id, "sector_id": params.sector_id}
-            for row in parsed.rows[start : start + INSERT_CHUNK]
-        ]
+        chunk = parsed.rows[start : start + INSERT_CHUNK]
         imported += await insert_skipping_duplicates(
-            ctx.session, Keyword, chunk, ("site_id", "sector_id", "keyword")
+            ctx.session, Keyword, chunk, ("site_id", "sector_id", "keyword"), common=placement
         )
         await ctx.progress("importing", start + len(chunk), len(parsed.rows))
     return ImportResult(
@@ -257,7 +299,7 @@ def _csv_lines(keywords: list[Keyword]) -> str:
                 "|".join(sorted(c.name for c in kw.clusters)),
                 kw.site_id,
                 kw.sector_id,
-                kw.created_at.isoformat(),
+                as_utc(kw.created_at).isoformat(),
             ]
         )
     return out.getvalue()

@@ -11,6 +11,7 @@ from storage.models import ContentIdea, ContentStructure, ContentType, IdeaStatu
 from tools.common import (
     BulkResult,
     IdInput,
+    ObjectId,
     ObjectOut,
     Page,
     PageInput,
@@ -44,34 +45,34 @@ class IdeaFields(ActionInput):
     content_type: ContentType = ContentType.BLOG_POST
     content_structure: ContentStructure = ContentStructure.ARTICLE
     target_keywords: str = Field("", description="Comma-separated keywords the piece targets")
-    keyword_cluster_id: int | None = Field(None, description="Cluster in the same sector")
+    keyword_cluster_id: ObjectId | None = Field(None, description="Cluster in the same sector")
     estimated_word_count: int = Field(1000, ge=100, le=20_000)
     status: IdeaStatus = IdeaStatus.NEW
 
 
 class IdeaCreate(IdeaFields):
-    site_id: int
-    sector_id: int
+    site_id: ObjectId
+    sector_id: ObjectId
     idea_title: str = Field(min_length=1, max_length=255)
 
 
 class IdeaUpdate(ActionInput):
-    id: int
+    id: ObjectId
     idea_title: str | None = Field(None, min_length=1, max_length=255)
     description: str | None = None
     content_type: ContentType | None = None
     content_structure: ContentStructure | None = None
     target_keywords: str | None = None
-    keyword_cluster_id: int | None = None
+    keyword_cluster_id: ObjectId | None = None
     estimated_word_count: int | None = Field(None, ge=100, le=20_000)
     status: IdeaStatus | None = None
 
 
 class IdeaListInput(PageInput):
-    site_id: int | None = None
-    sector_id: int | None = None
+    site_id: ObjectId | None = None
+    sector_id: ObjectId | None = None
     status: IdeaStatus | None = None
-    keyword_cluster_id: int | None = None
+    keyword_cluster_id: ObjectId | None = None
     content_type: ContentType | None = None
     content_structure: ContentStructure | None = None
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from sqlalchemy import Select, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,9 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.exceptions import ValidationFailed
 from storage.models import Cluster, Intent, Keyword, KeywordStatus
 from tools.common import (
+    MAX_INT,
     BulkResult,
     IdInput,
     IdsInput,
+    ObjectId,
     ObjectOut,
     Page,
     PageInput,
@@ -27,11 +30,22 @@ from tools.registry import ALL_ROLES, ActionContext, ActionInput, Route, action
 
 MODULE = "planner"
 KEYWORD_MAX_LENGTH = 255
+# Control characters other than whitespace: pasted from spreadsheets, invisible, and PostgreSQL
+# refuses NUL in text outright, which would fail a whole import.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 
 
 def normalise_keyword(raw: str) -> str:
     """Keywords compare case- and whitespace-insensitively, so they are stored that way."""
-    return " ".join(raw.split()).lower()
+    return " ".join(_CONTROL.sub("", raw).split()).lower()
+
+
+def checked_keyword(raw: str) -> str:
+    """Normalise, refusing text that normalises to nothing (only spaces or control characters)."""
+    keyword = normalise_keyword(raw)
+    if not keyword:
+        raise ValueError("must contain at least one visible character")
+    return keyword
 
 
 class KeywordOut(ObjectOut):
@@ -58,45 +72,60 @@ class KeywordOut(ObjectOut):
 
 
 class KeywordFields(ActionInput):
-    volume: int | None = Field(None, ge=0, description="Monthly search volume")
+    volume: int | None = Field(None, ge=0, le=MAX_INT, description="Monthly search volume")
     difficulty: int | None = Field(None, ge=0, le=100, description="Keyword difficulty 0-100")
     intent: Intent | None = None
     status: KeywordStatus = KeywordStatus.PENDING
-    cluster_ids: list[int] = Field(default_factory=list, description="Clusters in the same sector")
+    cluster_ids: list[ObjectId] = Field(default_factory=list, description="Clusters in the same sector")
 
 
 class KeywordCreate(KeywordFields):
-    site_id: int
-    sector_id: int
+    site_id: ObjectId
+    sector_id: ObjectId
     keyword: str = Field(min_length=1, max_length=KEYWORD_MAX_LENGTH)
 
     @field_validator("keyword")
     @classmethod
     def _normalise(cls, value: str) -> str:
-        return normalise_keyword(value)
+        return checked_keyword(value)
 
 
 class KeywordUpdate(ActionInput):
-    id: int
+    id: ObjectId
     keyword: str | None = Field(None, min_length=1, max_length=KEYWORD_MAX_LENGTH)
-    volume: int | None = Field(None, ge=0)
+    volume: int | None = Field(None, ge=0, le=MAX_INT)
     difficulty: int | None = Field(None, ge=0, le=100)
     intent: Intent | None = None
     status: KeywordStatus | None = None
-    cluster_ids: list[int] | None = None
+    cluster_ids: list[ObjectId] | None = Field(None, description="Replaces the keyword's clusters")
+
+    @field_validator("keyword")
+    @classmethod
+    def _normalise(cls, value: str | None) -> str | None:
+        return None if value is None else checked_keyword(value)
 
 
 class KeywordFilters(ActionInput):
-    site_id: int | None = None
-    sector_id: int | None = None
+    site_id: ObjectId | None = None
+    sector_id: ObjectId | None = None
     status: KeywordStatus | None = None
-    cluster_id: int | None = Field(None, description="Only keywords in this cluster")
+    cluster_id: ObjectId | None = Field(None, description="Only keywords in this cluster")
     intent: Intent | None = None
     difficulty_min: int | None = Field(None, ge=0, le=100)
     difficulty_max: int | None = Field(None, ge=0, le=100)
-    volume_min: int | None = Field(None, ge=0)
-    volume_max: int | None = Field(None, ge=0)
+    volume_min: int | None = Field(None, ge=0, le=MAX_INT)
+    volume_max: int | None = Field(None, ge=0, le=MAX_INT)
     search: str | None = Field(None, description="Substring of the keyword")
+
+    @field_validator("difficulty_max", "volume_max")
+    @classmethod
+    def _not_below_min(cls, value: int | None, info: ValidationInfo) -> int | None:
+        """An inverted range is a typo, not a request for nothing; say so instead of listing nothing."""
+        low_name = f"{info.field_name.removesuffix('_max')}_min" if info.field_name else ""
+        low = info.data.get(low_name)
+        if value is not None and low is not None and value < low:
+            raise ValueError(f"must not be below {low_name} ({low})")
+        return value
 
 
 class KeywordListInput(KeywordFilters, PageInput):
@@ -226,12 +255,12 @@ async def create_keyword(ctx: ActionContext, params: KeywordCreate) -> KeywordOu
 )
 async def update_keyword(ctx: ActionContext, params: KeywordUpdate) -> KeywordOut:
     kw = await get_or_404(ctx.session, Keyword, params.id)
-    changes = params.model_dump(exclude={"id", "cluster_ids"}, exclude_unset=True)
-    if changes.get("keyword"):
-        changes["keyword"] = normalise_keyword(changes["keyword"])
-    apply_changes(kw, changes, nullable={"volume", "difficulty", "intent"})
+    # Look clusters up before changing anything: the query autoflushes, and flushing a renamed
+    # keyword would hit the unique key as a raw database error instead of a ``keyword`` error.
     if params.cluster_ids is not None:
         kw.clusters = await clusters_in_sector(ctx.session, params.cluster_ids, kw.sector_id, "cluster_ids")
+    changes = params.model_dump(exclude={"id", "cluster_ids"}, exclude_unset=True)
+    apply_changes(kw, changes, nullable={"volume", "difficulty", "intent"})
     await _flush_unique(ctx.session, kw)
     return KeywordOut.of(kw)
 

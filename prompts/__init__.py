@@ -1,0 +1,1 @@
+"""Default prompt templates, one ``.txt`` per AI function plus ``system.txt``; ``$name`` placeholders."""
