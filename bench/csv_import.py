@@ -381,6 +381,16 @@ def _copy_once(
                 _set_placement_defaults(admin, table, None)
 
 
+def _digest(url: str) -> str:
+    """What igny8_keywords holds (before it is cleared), to check both loaders stored the same rows."""
+    with psycopg.connect(_libpq(url)) as conn:
+        row = conn.execute(
+            "SELECT count(*) || ':' || md5(string_agg(concat_ws('|', keyword, volume, difficulty, intent,"
+            " status, account_id), ',' ORDER BY keyword)) FROM igny8_keywords"
+        ).fetchone()
+        return str(row[0]) if row else ""
+
+
 def _clear(url: str, table: str) -> None:
     """Empty the table between runs (not timed), so each run starts from the same state."""
     with psycopg.connect(_libpq(url), autocommit=True) as conn:
@@ -403,15 +413,20 @@ async def bench_postgres(admin_url: str, data: bytes, expected: int, runs: int) 
         await ours.setup()
         assert ours.owner is not None
 
+        stored: dict[str, str] = {}
+
         async def our_once() -> tuple[int, float]:
             result = await ours.once()
+            stored.setdefault("ours", await asyncio.to_thread(_digest, url))
             await asyncio.to_thread(_clear, url, "igny8_keywords")
             return result
 
         async def copy_once() -> tuple[int, float]:
+            assert ours.owner is not None
             site_id, sector_id = await ours.fresh_sector()
             placement = (site_id, sector_id, ours.owner.account_id)
             result = await asyncio.to_thread(_copy_once, url, data, "igny8_keywords", placement)
+            stored.setdefault("copy", await asyncio.to_thread(_digest, url))
             await asyncio.to_thread(_clear, url, "igny8_keywords")
             return result
 
@@ -427,6 +442,9 @@ async def bench_postgres(admin_url: str, data: bytes, expected: int, runs: int) 
                 ("raw COPY into plain table (no FKs)", plain_once),
             ],
         )
+        if stored["ours"] != stored["copy"]:
+            raise SystemExit(f"ours and COPY stored different rows: {stored}")
+        print(f"  both stored the same {stored['ours'].split(':')[0]} rows (count and md5 of their values)")
         ratio = our.rate / raw.rate
         verdict = "OK" if ratio >= TARGET_RATIO else "BELOW TARGET"
         print(

@@ -46,6 +46,9 @@ from storage.models import (
 )
 
 TENANT_KEY = "igny8_tenant"
+# Execution option for SELECTs that must see the caller's whole account although the caller is
+# limited to granted sites: plan limits are per account. The account filter always stays.
+ACCOUNT_WIDE = "igny8_account_wide"
 _BYPASS_ROLES = frozenset({Role.DEVELOPER, Role.SYSTEM_BOT})
 _PLACEMENT_COLUMNS = frozenset({"account_id", "site_id", "sector_id"})
 
@@ -88,13 +91,13 @@ def tenant_of(session: Session) -> TenantContext:
     return ctx
 
 
-def _scope_criteria(ctx: TenantContext) -> list[Any]:
+def _scope_criteria(ctx: TenantContext, *, account_wide: bool = False) -> list[Any]:
     account_id = ctx.account_id
     criteria = [
         with_loader_criteria(Account, lambda cls: cls.id == account_id, include_aliases=True),
         with_loader_criteria(AccountScoped, lambda cls: cls.account_id == account_id, include_aliases=True),
     ]
-    if ctx.site_ids is not None:
+    if ctx.site_ids is not None and not account_wide:
         site_ids = tuple(sorted(ctx.site_ids))
         criteria += [
             with_loader_criteria(Site, lambda cls: cls.id.in_(site_ids), include_aliases=True),
@@ -125,7 +128,8 @@ def _scope_statement(state: ORMExecuteState) -> Any:
     if state.is_update:
         _refuse_placement_change(state)
     if state.is_select or state.is_update or state.is_delete:
-        state.statement = state.statement.options(*_scope_criteria(ctx))
+        account_wide = state.is_select and bool(state.execution_options.get(ACCOUNT_WIDE))
+        state.statement = state.statement.options(*_scope_criteria(ctx, account_wide=account_wide))
     return None
 
 

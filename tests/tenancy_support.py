@@ -315,7 +315,6 @@ LISTS = {
 BULK = {"keywords.bulk_delete", "keywords.bulk_update_status", "tasks.bulk_delete", "tasks.bulk_update"}
 # Answer "nothing done" for ids they cannot see, as for ids that exist nowhere.
 NO_OP = {
-    "site_access.revoke": "revoking a grant that does not exist changes nothing (affected 0)",
     "tasks.create_from_ideas": "ideas it cannot see are listed as not_found; nothing is queued",
 }
 # Refusals worded other than "not found", each the same as for an id that exists nowhere.

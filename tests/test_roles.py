@@ -326,11 +326,6 @@ async def test_admin_cannot_grant_or_list_outside_its_account(db: Database, org:
         assert isinstance(got, NotFound), got
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tools/auth.py _check_site_limit and the slug check count Site rows in the caller's scope, "
-    "which for a developer is every account",
-)
 async def test_developer_site_limit_counts_only_their_own_account(db: Database, org: Org) -> None:
     factory = TenantFactory(db)
     home = await factory.create(plan="starter")  # 3 sites; the database holds many more
@@ -339,13 +334,8 @@ async def test_developer_site_limit_counts_only_their_own_account(db: Database, 
     assert site.id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tools/billing.py _current counts keywords/clusters/ideas in the caller's scope, which for "
-    "an editor is only the granted sites, so the plan's account-wide limit is not enforced",
-)
 async def test_plan_limits_count_the_whole_account_for_editors(db: Database) -> None:
-    t = await TenantFactory(db).create(plan="free")  # max_clusters = 50, max_sites = 1
+    t = await TenantFactory(db).create(plan="starter")  # max_clusters = 500, max_users = 3
     async with db.transaction(TenantContext.system()) as s:
         hidden = Site(account_id=t.account_id, name="not granted", slug=f"hidden-{t.account_id}")
         s.add(hidden)
@@ -353,7 +343,7 @@ async def test_plan_limits_count_the_whole_account_for_editors(db: Database) -> 
         sector = Sector(site_id=hidden.id, name="hidden", slug="hidden")
         s.add(sector)
         await s.flush()
-        rows = [{"site_id": hidden.id, "sector_id": sector.id, "name": f"c{i}"} for i in range(50)]
+        rows = [{"site_id": hidden.id, "sector_id": sector.id, "name": f"c{i}"} for i in range(500)]
         await s.execute(insert(Cluster), rows)
     editor = await t.user(Role.EDITOR, (t.site_id,))
     async with db.session(editor) as s:

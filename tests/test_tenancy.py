@@ -320,11 +320,6 @@ async def test_relationship_loads_never_cross_tenants_even_over_a_cross_tenant_l
         assert other.account_id != own.account_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tools/planner/clusters.py KEYWORDS_COUNT counts rows of the raw cluster_keywords table, "
-    "which the tenant filter cannot scope, so a cross-tenant link is counted (volume is right)",
-)
 async def test_cluster_metrics_ignore_cross_tenant_links(db: Database, fresh: Pair) -> None:
     await _link_across_tenants(db, fresh)
     out = await call(fresh.b, "clusters.get", id=fresh.b_cluster)

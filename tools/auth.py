@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.exceptions import PermissionDenied, ValidationFailed
 from storage.models import Account, Plan, Role, Sector, Site, SiteUserAccess, User
+from tools import billing
 from tools.accounts import IssuedKey, issue_api_key, slugify
 from tools.common import (
     BulkResult,
@@ -143,18 +144,6 @@ async def get_site(ctx: ActionContext, params: IdInput) -> SiteOut:
     return _site_out(site, await ctx.session.scalar(select(ACTIVE_SECTORS).where(Site.id == site.id)) or 0)
 
 
-async def _check_site_limit(session: AsyncSession, account_id: int) -> None:
-    account = await get_or_404(session, Account, account_id)
-    plan = await session.get(Plan, account.plan_id) if account.plan_id else None
-    if plan is None or plan.max_sites is None:
-        return
-    count = await session.scalar(select(func.count(Site.id))) or 0
-    if count >= plan.max_sites:
-        raise ValidationFailed.single(
-            "site", f"your plan ({plan.name}) allows {plan.max_sites} site(s); upgrade to add more"
-        )
-
-
 @action(
     "sites.create",
     module=MODULE,
@@ -163,9 +152,11 @@ async def _check_site_limit(session: AsyncSession, account_id: int) -> None:
     route=Route("POST", "auth/sites/"),
 )
 async def create_site(ctx: ActionContext, params: SiteCreate) -> SiteOut:
-    await _check_site_limit(ctx.session, ctx.tenant.account_id)
+    await billing.ensure_within_plan(ctx.session, "sites", 1)
     slug = slugify(params.slug or params.name)
-    if await ctx.session.scalar(select(Site.id).where(Site.slug == slug)):
+    if await ctx.session.scalar(
+        select(Site.id).where(Site.slug == slug, Site.account_id == ctx.tenant.account_id)
+    ):
         raise ValidationFailed.single("slug", f"you already have a site with slug {slug!r}")
     site = Site(**params.model_dump(exclude={"slug"}), slug=slug)
     ctx.session.add(site)
@@ -392,6 +383,7 @@ async def list_users(ctx: ActionContext, params: PageInput) -> Page[UserOut]:
 async def create_user(ctx: ActionContext, params: UserCreate) -> UserCreated:
     if params.role not in _GRANTABLE.get(ctx.tenant.role, set()):
         raise PermissionDenied(f"A {ctx.tenant.role} cannot create a {params.role}.")
+    await billing.ensure_within_plan(ctx.session, "users", 1)
     user = User(email=params.email.lower(), username=params.email.lower(), role=params.role)
     ctx.session.add(user)
     try:
@@ -440,6 +432,8 @@ async def grant_site_access(ctx: ActionContext, params: SiteAccessInput) -> Site
     route=Route("POST", "auth/site-access/revoke/"),
 )
 async def revoke_site_access(ctx: ActionContext, params: SiteAccessInput) -> BulkResult:
+    await get_or_404(ctx.session, User, params.user_id)
+    await get_or_404(ctx.session, Site, params.site_id)
     grant = await ctx.session.scalar(
         select(SiteUserAccess).where(
             SiteUserAccess.user_id == params.user_id, SiteUserAccess.site_id == params.site_id

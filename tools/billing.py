@@ -34,8 +34,10 @@ from storage.models import (
     Keyword,
     Plan,
     Role,
+    Site,
+    User,
 )
-from storage.tenancy import TenantContext, tenant_of
+from storage.tenancy import ACCOUNT_WIDE, TenantContext, tenant_of
 from tools.common import ObjectOut, Page, PageInput, order_by, paginate
 from tools.registry import ALL_ROLES, ActionContext, ActionInput, Route, action
 
@@ -300,6 +302,8 @@ async def reserve(
 # --- plan limits -------------------------------------------------------------------------------
 
 _COUNTED = {
+    "sites": (Site, "max_sites"),
+    "users": (User, "max_users"),
     "keywords": (Keyword, "max_keywords"),
     "clusters": (Cluster, "max_clusters"),
     "ideas": (ContentIdea, "max_content_ideas"),
@@ -323,23 +327,29 @@ def month_start(now: datetime | None = None) -> datetime:
 
 
 async def _current(session: AsyncSession, resource: str) -> int:
+    """Usage of ``resource`` by the whole account, whatever the caller's own site grants."""
+    account_id = tenant_of(session.sync_session).account_id
     if resource in _COUNTED:
-        return await session.scalar(select(func.count(_COUNTED[resource][0].id))) or 0
+        model = _COUNTED[resource][0]
+        stmt = select(func.count(model.id)).where(model.account_id == account_id)
+        return await session.scalar(stmt.execution_options(**{ACCOUNT_WIDE: True})) or 0
     detail_key = _MONTHLY[resource][1]
     if detail_key is None:
         return (
             await session.scalar(
-                select(func.count(CreditUsageLog.id)).where(CreditUsageLog.created_at >= month_start())
+                select(func.count(CreditUsageLog.id)).where(
+                    CreditUsageLog.account_id == account_id, CreditUsageLog.created_at >= month_start()
+                )
             )
             or 0
         )
-    return await _monthly_units(session, detail_key)
+    return await _monthly_units(session, account_id, detail_key)
 
 
 async def ensure_within_plan(session: AsyncSession, resource: str, adding: int) -> None:
     """Refuse work that would take the account past its plan's limit for ``resource``."""
     plan = await _plan(session)
-    if plan is None or adding <= 0:
+    if plan is None or adding < 0:
         return
     limit_name = _COUNTED[resource][1] if resource in _COUNTED else _MONTHLY[resource][0]
     limit = getattr(plan, limit_name)
@@ -355,9 +365,11 @@ async def ensure_within_plan(session: AsyncSession, resource: str, adding: int) 
         )
 
 
-async def _monthly_units(session: AsyncSession, detail_key: str) -> int:
+async def _monthly_units(session: AsyncSession, account_id: int, detail_key: str) -> int:
     rows = await session.scalars(
-        select(CreditUsageLog.details).where(CreditUsageLog.created_at >= month_start())
+        select(CreditUsageLog.details).where(
+            CreditUsageLog.account_id == account_id, CreditUsageLog.created_at >= month_start()
+        )
     )
     return sum(int((d or {}).get(detail_key, 0)) for d in rows.all())
 

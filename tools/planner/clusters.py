@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.exceptions import NotFound, ValidationFailed
 from storage.models import Cluster, ClusterStatus, Keyword, cluster_keywords
+from tools import billing
 from tools.common import (
     BulkResult,
     IdInput,
@@ -28,7 +29,8 @@ from tools.planner.keywords import MODULE
 from tools.registry import ALL_ROLES, ActionContext, ActionInput, Route, action
 
 KEYWORDS_COUNT = (
-    select(func.count(cluster_keywords.c.keyword_id))
+    select(func.count(Keyword.id))
+    .join(cluster_keywords, cluster_keywords.c.keyword_id == Keyword.id)
     .where(cluster_keywords.c.cluster_id == Cluster.id)
     .correlate(Cluster)
     .scalar_subquery()
@@ -185,6 +187,7 @@ async def get_cluster(ctx: ActionContext, params: IdInput) -> ClusterOut:
     route=Route("POST", "planner/clusters/"),
 )
 async def create_cluster(ctx: ActionContext, params: ClusterCreate) -> ClusterOut:
+    await billing.ensure_within_plan(ctx.session, "clusters", 1)
     keywords = await keywords_in_sector(ctx.session, params.keyword_ids, params.sector_id)
     cluster = Cluster(**params.model_dump(exclude={"keyword_ids"}), keywords=keywords)
     ctx.session.add(cluster)

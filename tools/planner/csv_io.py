@@ -21,6 +21,7 @@ from sqlalchemy.orm import selectinload
 from storage.bulk import insert_skipping_duplicates
 from storage.exceptions import ValidationFailed
 from storage.models import Intent, Keyword, KeywordStatus, Sector
+from tools import billing
 from tools.common import MAX_INT, ObjectId, as_utc, get_or_404, order_by
 from tools.planner.keywords import (
     KEYWORD_MAX_LENGTH,
@@ -273,6 +274,8 @@ async def import_csv(ctx: ActionContext, params: ImportInput) -> ImportResult:
             ctx.session, Keyword, chunk, ("site_id", "sector_id", "keyword"), common=placement
         )
         await ctx.progress("importing", start + len(chunk), len(parsed.rows))
+    # Checked after inserting, when duplicates are known; failing rolls the whole import back.
+    await billing.ensure_within_plan(ctx.session, "keywords", 0)
     return ImportResult(
         total_rows=parsed.total,
         imported=imported,

@@ -8,6 +8,7 @@ from pydantic import Field
 from sqlalchemy import select
 
 from storage.models import ContentIdea, ContentStructure, ContentType, IdeaStatus
+from tools import billing
 from tools.common import (
     BulkResult,
     IdInput,
@@ -117,6 +118,7 @@ async def get_idea(ctx: ActionContext, params: IdInput) -> IdeaOut:
 
 @action("ideas.create", module=MODULE, summary="Add a content idea", route=Route("POST", "planner/ideas/"))
 async def create_idea(ctx: ActionContext, params: IdeaCreate) -> IdeaOut:
+    await billing.ensure_within_plan(ctx.session, "ideas", 1)
     if params.keyword_cluster_id is not None:
         await clusters_in_sector(
             ctx.session, [params.keyword_cluster_id], params.sector_id, "keyword_cluster_id"

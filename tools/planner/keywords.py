@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.exceptions import ValidationFailed
 from storage.models import Cluster, Intent, Keyword, KeywordStatus
+from tools import billing
 from tools.common import (
     MAX_INT,
     BulkResult,
@@ -240,6 +241,7 @@ async def get_keyword(ctx: ActionContext, params: IdInput) -> KeywordOut:
     route=Route("POST", "planner/keywords/"),
 )
 async def create_keyword(ctx: ActionContext, params: KeywordCreate) -> KeywordOut:
+    await billing.ensure_within_plan(ctx.session, "keywords", 1)
     clusters = await clusters_in_sector(ctx.session, params.cluster_ids, params.sector_id, "cluster_ids")
     kw = Keyword(**params.model_dump(exclude={"cluster_ids"}), clusters=clusters)
     ctx.session.add(kw)
