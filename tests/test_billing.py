@@ -154,3 +154,13 @@ def test_credit_costs_table_is_complete():
     assert billing.credits_for("content_generation", 1234) == 13
     with pytest.raises(ValueError):
         billing.credits_for("teleportation", 1)
+
+
+def test_readme_documents_the_credit_table():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for operation, cost in billing.CREDIT_COSTS.items():
+        per = f"{cost.unit_size} {cost.unit}" if cost.unit_size > 1 else cost.unit
+        row = f"| {operation.replace('_', ' ').replace('linking', 'internal linking')} | {cost.credits} per "
+        assert row in readme and per.split()[-1] in readme.split(row, 1)[1].split("\n", 1)[0], operation

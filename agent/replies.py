@@ -1,0 +1,71 @@
+"""Tool results written for people: tables for lists, counts, what happened and what to do next.
+
+The offline model answers with these; surfaces may use them to render results too.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+HIDDEN = {"created_at", "updated_at", "account_id", "site_id", "sector_id", "description", "html_content"}
+MAX_ROWS = 20
+MAX_COLUMNS = 6
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(map(str, value[:5])) + ("…" if len(value) > 5 else "")
+    return str(value).replace("|", "/").replace("\n", " ")[:60]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    columns = [c for c in rows[0] if c not in HIDDEN][:MAX_COLUMNS]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows[:MAX_ROWS]]
+    return "\n".join(lines)
+
+
+def describe(action: str, content: str) -> str:
+    """One tool result (the JSON the tool returned) as a short answer."""
+    try:
+        data = json.loads(content)
+    except json.JSONDecodeError:
+        return content
+    if isinstance(data, dict) and "error" in data and "message" in data:
+        return f"That didn't work: {data['message']}" + (f"\n{data['next']}" if data.get("next") else "")
+    if isinstance(data, dict) and data.get("rejected"):
+        return "OK — I didn't do it. Nothing was changed and no credits were used."
+    if isinstance(data, dict) and isinstance(data.get("results"), list):
+        return _page(action, data)
+    if isinstance(data, dict) and "succeeded" in data and "credits_used" in data:
+        return _ai_run(data)
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        return table(data)
+    if isinstance(data, dict):
+        return "\n".join(f"- **{k}**: {_cell(v)}" for k, v in data.items() if k not in HIDDEN)
+    return str(data)
+
+
+def _page(action: str, page: dict[str, Any]) -> str:
+    noun = action.split(".")[0].replace("_", " ")
+    if not page["results"]:
+        return f"No {noun} found."
+    shown = len(page["results"])
+    head = f"{page['count']} {noun}" + (f" (showing {min(shown, MAX_ROWS)})" if page["count"] > shown else "")
+    more = f"\nAsk for page {page['next']} to see more." if page.get("next") else ""
+    return f"{head}:\n\n{table(page['results'])}{more}"
+
+
+def _ai_run(run: dict[str, Any]) -> str:
+    done, failed = len(run["succeeded"]), run.get("failed") or []
+    provider = run.get("provider", "the AI")
+    text = f"Done: {done} item(s) processed with {provider}; {run['credits_used']} credits used"
+    if run.get("credits_reserved", 0) > run["credits_used"]:
+        text += f" ({run['credits_reserved'] - run['credits_used']} reserved credits returned)"
+    text += "."
+    if failed:
+        text += "\nFailed: " + "; ".join(f"{f['item']}: {f['message']}" for f in failed[:5])
+    return text

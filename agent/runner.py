@@ -1,0 +1,197 @@
+"""Conversations: one entry point every surface (CLI, HTTP, Slack) uses to talk to the agent.
+
+Per thread it keeps one run at a time — a message arriving mid-run is queued and fed to the model at
+its next step — resumes a run that crashed from its last checkpoint, answers pending confirmations,
+and turns the graph's stream into plain events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import Command
+
+from agent.context import DEFAULT_CONFIRM_CREDITS_ABOVE, AgentContext
+from agent.graph import build_graph
+from agent.models import chat_model_for_account
+from agent.tools import action_name
+from storage.db import Database
+from storage.tenancy import TenantContext
+
+YES = {"yes", "y", "ok", "okay", "approve", "approved", "go", "go ahead", "do it", "sure", "confirm"}
+NO = {"no", "n", "cancel", "stop", "reject", "don't", "dont", "nope", "abort"}
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    """``kind``: token, message, tool_call, tool_result, confirm, job, progress, queued, error."""
+
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Thread:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    inbox: list[str] = field(default_factory=list)
+
+    def drain(self) -> list[str]:
+        queued, self.inbox = self.inbox, []
+        return queued
+
+
+class Conversations:
+    def __init__(self, db: Database, checkpointer: BaseCheckpointSaver, model: BaseChatModel | None = None):
+        self.db = db
+        self.checkpointer = checkpointer
+        self._model = model
+        self._threads: defaultdict[str, _Thread] = defaultdict(_Thread)
+        self._graphs: dict[tuple[int, str], Any] = {}
+
+    def thread_key(self, tenant: TenantContext, conversation: str) -> str:
+        """Every thread id starts with the caller's account: a client cannot name another's thread."""
+        return f"{tenant.account_id}:{conversation}"
+
+    async def _graph(self, tenant: TenantContext) -> Any:
+        model = self._model
+        if model is None:
+            async with self.db.transaction(tenant) as session:
+                model = await chat_model_for_account(session)
+        key = (id(self._model) if self._model is not None else hash(repr(model)), tenant.role)
+        if key not in self._graphs:
+            self._graphs[key] = build_graph(model, role=tenant.role, checkpointer=self.checkpointer)
+        return self._graphs[key]
+
+    async def send(
+        self,
+        tenant: TenantContext,
+        conversation: str,
+        message: str,
+        *,
+        site_id: int | None = None,
+        sector_id: int | None = None,
+        confirm_credits_above: int = DEFAULT_CONFIRM_CREDITS_ABOVE,
+    ) -> AsyncIterator[AgentEvent]:
+        key = self.thread_key(tenant, conversation)
+        thread = self._threads[key]
+        if thread.lock.locked():
+            thread.inbox.append(message)
+            yield AgentEvent("queued", {"message": "Got it — I'll take that into account in a moment."})
+            return
+        async with thread.lock:
+            graph = await self._graph(tenant)
+            ctx = AgentContext(tenant, self.db, key, site_id, sector_id, confirm_credits_above, thread.drain)
+            config = {"configurable": {"thread_id": key}}
+            snapshot = await graph.aget_state(config)
+            if snapshot.interrupts:
+                answer = _yes_no(message)
+                if answer is None:
+                    yield AgentEvent("confirm", snapshot.interrupts[0].value | {"reminder": True})
+                    return
+                stream_input: Any = Command(resume=_answers(snapshot, answer))
+            elif snapshot.tasks:  # a run died mid-way: finish it from its checkpoint, then take the message
+                async for event in _events(graph, None, config, ctx):
+                    yield event
+                stream_input = {"messages": [HumanMessage(message)]}
+            else:
+                stream_input = {"messages": [HumanMessage(message)]}
+            async for event in _events(graph, stream_input, config, ctx):
+                yield event
+
+    async def resume(
+        self, tenant: TenantContext, conversation: str, decision: dict[str, Any] | str, **context: Any
+    ) -> AsyncIterator[AgentEvent]:
+        """Answer the pending confirmation(s) with approve / edit (+arguments) / reject."""
+        key = self.thread_key(tenant, conversation)
+        async with self._threads[key].lock:
+            graph = await self._graph(tenant)
+            ctx = AgentContext(tenant, self.db, key, inbox=self._threads[key].drain, **context)
+            config = {"configurable": {"thread_id": key}}
+            snapshot = await graph.aget_state(config)
+            if not snapshot.interrupts:
+                yield AgentEvent("error", {"message": "There is nothing waiting for your confirmation."})
+                return
+            async for event in _events(graph, Command(resume=_answers(snapshot, decision)), config, ctx):
+                yield event
+
+    async def history(self, tenant: TenantContext, conversation: str) -> list[dict[str, Any]]:
+        graph = await self._graph(tenant)
+        snapshot = await graph.aget_state(
+            {"configurable": {"thread_id": self.thread_key(tenant, conversation)}}
+        )
+        return [_as_dict(m) for m in (snapshot.values or {}).get("messages", [])]
+
+
+def _yes_no(text: str) -> str | None:
+    words = text.strip().lower().strip(".! ")
+    return "approve" if words in YES else "reject" if words in NO else None
+
+
+def _answers(snapshot: Any, decision: dict[str, Any] | str) -> dict[str, Any]:
+    """The same decision for every pending confirmation, keyed by interrupt id."""
+    return {item.id: decision for item in snapshot.interrupts}
+
+
+async def _events(
+    graph: Any, stream_input: Any, config: dict[str, Any], ctx: AgentContext
+) -> AsyncIterator[AgentEvent]:
+    async for mode, chunk in graph.astream(
+        stream_input, config, context=ctx, durability="sync", stream_mode=["messages", "updates", "custom"]
+    ):
+        if mode == "messages":
+            message, _meta = chunk
+            if isinstance(message, AIMessageChunk) and isinstance(message.content, str) and message.content:
+                yield AgentEvent("token", {"text": message.content})
+        elif mode == "custom":
+            yield AgentEvent(chunk.get("type", "progress"), chunk)
+        else:
+            for event in _update_events(chunk):
+                yield event
+
+
+def _update_events(update: dict[str, Any]) -> list[AgentEvent]:
+    events: list[AgentEvent] = []
+    for node, value in update.items():
+        if node == "__interrupt__":
+            events += [AgentEvent("confirm", {**item.value, "interrupt_id": item.id}) for item in value]
+            continue
+        for message in (value or {}).get("messages", []) if isinstance(value, dict) else []:
+            if isinstance(message, AIMessage):
+                events += [
+                    AgentEvent("tool_call", {"action": action_name(c["name"]), "arguments": c["args"]})
+                    for c in message.tool_calls
+                ]
+                if message.content:
+                    events.append(AgentEvent("message", {"text": message.text}))
+            elif isinstance(message, ToolMessage):
+                events.append(
+                    AgentEvent(
+                        "tool_result",
+                        {
+                            "action": action_name(message.name or ""),
+                            "ok": message.status != "error",
+                            "content": str(message.content),
+                        },
+                    )
+                )
+    return events
+
+
+def _as_dict(message: Any) -> dict[str, Any]:
+    role = {"human": "user", "ai": "assistant", "tool": "tool"}.get(message.type, message.type)
+    out: dict[str, Any] = {
+        "role": role,
+        "content": message.text if hasattr(message, "text") else message.content,
+    }
+    if isinstance(message, AIMessage) and message.tool_calls:
+        out["tool_calls"] = [
+            {"action": action_name(c["name"]), "arguments": c["args"]} for c in message.tool_calls
+        ]
+    return out
