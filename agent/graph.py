@@ -1,12 +1,12 @@
-"""The agent graph: model → confirm → act → model, until the model answers in words.
+"""The agent graph: model → act → model, until the model answers in words.
 
 * ``model`` calls the chat model (an OpenAI-compatible server, or the offline interpreter) with one
   tool per registry action, after draining messages that arrived mid-run.
-* ``confirm`` pauses with ``interrupt()`` for every pending call that needs a yes (declared
-  ``confirm``, or spending above the account's threshold). It only reads, so re-running it on resume
-  is harmless.
-* ``act`` runs the calls through ``tools.registry.invoke`` for the tenant in the runtime context —
-  rejected calls change nothing and cost nothing — and streams job progress for long actions.
+* ``act`` first pauses with ``interrupt()`` for every pending call that needs a yes (declared
+  ``confirm``, or spending above the account's threshold) — only reads happen before the last
+  question, so re-running the node on resume is harmless — then runs the calls through
+  ``tools.registry.invoke`` for the tenant in the runtime context. Rejected calls change nothing and
+  cost nothing; long actions stream job progress.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ SYSTEM_PROMPT = (
 
 class AgentState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
-    decisions: dict[str, dict[str, Any]]
     bad_tool_calls: int
 
 
@@ -68,7 +67,7 @@ def build_graph(model: BaseChatModel, *, role: Role | None = None, checkpointer:
         queued = [HumanMessage(text) for text in runtime.context.inbox()]
         history = [*state["messages"], *queued]
         reply = await _complete(bound, [("system", SYSTEM_PROMPT), *history])
-        update: dict[str, Any] = {"messages": [*queued, reply], "decisions": {}}
+        update: dict[str, Any] = {"messages": [*queued, reply]}
         if reply.invalid_tool_calls and not reply.tool_calls:
             strikes = state.get("bad_tool_calls", 0) + 1
             return {
@@ -78,30 +77,23 @@ def build_graph(model: BaseChatModel, *, role: Role | None = None, checkpointer:
             }
         return {**update, "bad_tool_calls": 0}
 
-    def confirm(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-        decisions: dict[str, dict[str, Any]] = {}
-        for call in _pending_calls(state):
-            request = _confirmation_request(call, runtime.context)
-            if request is not None:
-                decisions[call["id"]] = _normalise(interrupt(request))
-        return {"decisions": decisions}
-
     async def act(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-        decisions = state.get("decisions") or {}
-        return {
-            "messages": [
-                await _run_call(call, decisions.get(call["id"]), runtime.context)
-                for call in _pending_calls(state)
-            ]
+        ctx, calls = runtime.context, _pending_calls(state)
+        # Every question is asked before anything runs: on resume this node starts again from the
+        # top, and only the (read-only) questions repeat, answered from the resume values.
+        decisions = {
+            c["id"]: _normalise(interrupt(request))
+            for c in calls
+            if (request := _confirmation_request(c, ctx)) is not None
         }
+        results = [await _run_call(call, decisions.get(call["id"]), ctx) for call in calls]
+        return {"messages": [*results, *_unreadable(state["messages"][-1])]}
 
     graph = StateGraph(AgentState, context_schema=AgentContext)
     graph.add_node("model", call_model)
-    graph.add_node("confirm", confirm)
     graph.add_node("act", act)
     graph.add_edge(START, "model")
-    graph.add_conditional_edges("model", _after_model, {"confirm": "confirm", "model": "model", END: END})
-    graph.add_edge("confirm", "act")
+    graph.add_conditional_edges("model", _after_model, {"act": "act", "model": "model", END: END})
     graph.add_edge("act", "model")
     return graph.compile(checkpointer=checkpointer)
 
@@ -143,10 +135,10 @@ def model_supports_tools(model: BaseChatModel) -> bool:
     return type(model).bind_tools is not BaseChatModel.bind_tools
 
 
-def _after_model(state: AgentState) -> Literal["confirm", "model", "__end__"]:
+def _after_model(state: AgentState) -> Literal["act", "model", "__end__"]:
     last = state["messages"][-1]
     if isinstance(last, AIMessage) and last.tool_calls:
-        return "confirm"
+        return "act"
     if isinstance(last, ToolMessage) and 0 < state.get("bad_tool_calls", 0) <= MAX_BAD_TOOL_CALLS:
         return "model"
     return END

@@ -41,6 +41,8 @@ class AgentEvent:
 class _Thread:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     inbox: list[str] = field(default_factory=list)
+    # True once this process saw the thread's last run end cleanly: no need to read its state first.
+    settled: bool = False
 
     def drain(self) -> list[str]:
         queued, self.inbox = self.inbox, []
@@ -89,37 +91,47 @@ class Conversations:
             graph = await self._graph(tenant)
             ctx = AgentContext(tenant, self.db, key, site_id, sector_id, confirm_credits_above, thread.drain)
             config = {"configurable": {"thread_id": key}}
-            snapshot = await graph.aget_state(config)
-            if snapshot.interrupts:
+            snapshot = None if thread.settled else await graph.aget_state(config)
+            thread.settled = False
+            if snapshot is None:
+                stream_input: Any = {"messages": [HumanMessage(message)]}
+            elif snapshot.interrupts:
                 answer = _yes_no(message)
                 if answer is None:
                     yield AgentEvent("confirm", snapshot.interrupts[0].value | {"reminder": True})
                     return
-                stream_input: Any = Command(resume=_answers(snapshot, answer))
+                stream_input = Command(resume=_answers(snapshot, answer))
             elif snapshot.tasks:  # a run died mid-way: finish it from its checkpoint, then take the message
                 async for event in _events(graph, None, config, ctx):
                     yield event
                 stream_input = {"messages": [HumanMessage(message)]}
             else:
                 stream_input = {"messages": [HumanMessage(message)]}
+            asked = False
             async for event in _events(graph, stream_input, config, ctx):
+                asked = asked or event.kind == "confirm"
                 yield event
+            thread.settled = not asked
 
     async def resume(
         self, tenant: TenantContext, conversation: str, decision: dict[str, Any] | str, **context: Any
     ) -> AsyncIterator[AgentEvent]:
         """Answer the pending confirmation(s) with approve / edit (+arguments) / reject."""
         key = self.thread_key(tenant, conversation)
-        async with self._threads[key].lock:
+        thread = self._threads[key]
+        async with thread.lock:
             graph = await self._graph(tenant)
-            ctx = AgentContext(tenant, self.db, key, inbox=self._threads[key].drain, **context)
+            ctx = AgentContext(tenant, self.db, key, inbox=thread.drain, **context)
             config = {"configurable": {"thread_id": key}}
             snapshot = await graph.aget_state(config)
             if not snapshot.interrupts:
                 yield AgentEvent("error", {"message": "There is nothing waiting for your confirmation."})
                 return
+            thread.settled, asked = False, False
             async for event in _events(graph, Command(resume=_answers(snapshot, decision)), config, ctx):
+                asked = asked or event.kind == "confirm"
                 yield event
+            thread.settled = not asked
 
     async def history(self, tenant: TenantContext, conversation: str) -> list[dict[str, Any]]:
         graph = await self._graph(tenant)

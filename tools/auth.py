@@ -24,7 +24,7 @@ from tools.common import (
     order_by,
     paginate,
 )
-from tools.registry import ADMIN_ROLES, ALL_ROLES, ActionContext, ActionInput, Route, action
+from tools.registry import ADMIN_ROLES, ALL_ROLES, ActionContext, ActionInput, NoInput, Route, action
 
 MODULE = "auth"
 
@@ -39,10 +39,6 @@ class MeOut(ObjectOut):
     user_id: int | None
     role: Role
     site_ids: list[int] | None = Field(description="Granted sites; null means every site")
-
-
-class NoInput(ActionInput):
-    pass
 
 
 @action(

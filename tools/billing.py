@@ -39,7 +39,7 @@ from storage.models import (
 )
 from storage.tenancy import ACCOUNT_WIDE, TenantContext, tenant_of
 from tools.common import ObjectOut, Page, PageInput, order_by, paginate
-from tools.registry import ALL_ROLES, ActionContext, ActionInput, Route, action
+from tools.registry import ALL_ROLES, ActionContext, ActionInput, NoInput, Route, action
 
 MODULE = "billing"
 
@@ -383,10 +383,6 @@ class BalanceOut(BaseModel):
     plan_credits_per_month: int | None
     used_this_month: int
     costs: dict[str, str] = Field(description="Credits per operation")
-
-
-class NoInput(ActionInput):
-    pass
 
 
 @action(

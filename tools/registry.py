@@ -42,6 +42,10 @@ class ActionInput(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class NoInput(ActionInput):
+    """For actions that take no arguments."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProgressEvent:
     action: str

@@ -35,7 +35,7 @@ from tools.common import (
     order_by,
     paginate,
 )
-from tools.registry import ADMIN_ROLES, ALL_ROLES, ActionContext, ActionInput, Route, action
+from tools.registry import ADMIN_ROLES, ALL_ROLES, ActionContext, ActionInput, NoInput, Route, action
 
 MODULE = "system"
 SECRET_FIELDS = frozenset({"api_key", "apikey", "password", "secret", "token", "app_password"})
@@ -172,10 +172,6 @@ def _prompt_out(prompt_type: str, override: AIPrompt | None) -> PromptOut:
 async def _override(ctx: ActionContext, prompt_type: str) -> AIPrompt | None:
     default_prompt(prompt_type)
     return await ctx.session.scalar(select(AIPrompt).where(AIPrompt.prompt_type == prompt_type))
-
-
-class NoInput(ActionInput):
-    pass
 
 
 @action(

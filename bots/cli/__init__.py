@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from bots.cli.chat import chat
 from bots.cli.generated import API_KEY_HELP, add_action_groups, run_action, run_sync, settings_api_key
 from bots.cli.quickstart import quickstart
 from bots.cli.render import console, print_json
@@ -25,6 +26,7 @@ accounts_app = typer.Typer(help="Accounts", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
 app.command("quickstart")(quickstart)
+app.command("chat")(chat)
 
 ApiKey = Annotated[str | None, typer.Option(envvar="IGNY8_API_KEY", help=API_KEY_HELP)]
 
