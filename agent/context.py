@@ -16,7 +16,8 @@ class AgentContext:
     """Resolved by the surface (Slack team+user, JWT/API key, CLI profile) before the graph runs.
 
     ``site_id``/``sector_id`` are the conversation's defaults for actions that need them.
-    ``inbox`` drains messages that arrived while this thread's run was busy.
+    ``inbox`` drains messages that arrived while this thread's run was busy. ``local_files`` lets a
+    message name a file on this machine (the CLI); a server surface must never allow it.
     """
 
     tenant: TenantContext
@@ -26,6 +27,7 @@ class AgentContext:
     sector_id: int | None = None
     confirm_credits_above: int = DEFAULT_CONFIRM_CREDITS_ABOVE
     inbox: Callable[[], list[str]] = field(default=lambda: [])
+    local_files: bool = False  # only the CLI may name files on this machine
 
 
 def thread_id(account_id: int, surface: str, *parts: object) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -23,12 +24,14 @@ from langgraph.graph.message import add_messages
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import ValidationError
+from sqlalchemy import func, select
 from typing_extensions import TypedDict
 
 from agent.context import AgentContext
 from agent.tools import action_name, error_text, registry_tools, result_text
-from storage.exceptions import Igny8Error
-from storage.models import Role
+from storage.exceptions import Igny8Error, ValidationFailed
+from storage.models import Role, Sector, Site
+from tools.accounts import slugify
 from tools.registry import ProgressEvent, check_role, invoke, parse_input, registry
 
 MAX_BAD_TOOL_CALLS = 2
@@ -50,14 +53,57 @@ def _pending_calls(state: AgentState) -> list[dict[str, Any]]:
     return list(last.tool_calls) if isinstance(last, AIMessage) else []
 
 
-def _with_defaults(call: dict[str, Any], ctx: AgentContext) -> dict[str, Any]:
-    """Fill site/sector from the conversation when the action takes them and the model left them out."""
+async def _prepared_args(call: dict[str, Any], ctx: AgentContext) -> dict[str, Any]:
+    """The call's arguments ready for ``invoke``: site/sector names resolved inside the tenant, the
+    conversation's site/sector filled in when left out, local files read where the surface allows."""
     act = registry.get(action_name(call["name"]))
     args = dict(call.get("args") or {})
-    for field, value in (("site_id", ctx.site_id), ("sector_id", ctx.sector_id)):
-        if value is not None and field in act.input_model.model_fields and args.get(field) is None:
-            args[field] = value
+    fields = act.input_model.model_fields
+    if "site_name" in args or "sector_name" in args:
+        await _resolve_names(args, ctx)
+    for name, value in (("site_id", ctx.site_id), ("sector_id", ctx.sector_id)):
+        if value is not None and name in fields and args.get(name) is None:
+            args[name] = value
+    file_field = fields.get("file")
+    if file_field is not None and isinstance(args.get("file"), str) and file_field.annotation is bytes:
+        args["file"] = _read_local_file(args["file"], ctx)
     return args
+
+
+async def _resolve_names(args: dict[str, Any], ctx: AgentContext) -> None:
+    """``site_name``/``sector_name`` (from the offline interpreter) become ids the caller can see."""
+    async with ctx.db.transaction(ctx.tenant) as session:
+        if (site_name := args.pop("site_name", None)) is not None:
+            site = await session.scalar(
+                select(Site).where(
+                    (func.lower(Site.name) == str(site_name).lower()) | (Site.slug == slugify(str(site_name)))
+                )
+            )
+            if site is None:
+                raise ValidationFailed.single("site", f"you have no site called {site_name!r}")
+            args["site_id"] = site.id
+        if (sector_name := args.pop("sector_name", None)) is not None:
+            query = select(Sector).where(
+                (func.lower(Sector.name) == str(sector_name).lower())
+                | (Sector.slug == slugify(str(sector_name)))
+            )
+            if args.get("site_id") is not None:
+                query = query.where(Sector.site_id == args["site_id"])
+            sectors = (await session.scalars(query)).all()
+            if len(sectors) != 1:
+                problem = "no sector" if not sectors else "more than one sector"
+                raise ValidationFailed.single("sector", f"{problem} called {sector_name!r}; say which site")
+            args["sector_id"] = sectors[0].id
+            args.setdefault("site_id", sectors[0].site_id)
+
+
+def _read_local_file(path: str, ctx: AgentContext) -> bytes:
+    if not ctx.local_files:
+        raise ValidationFailed.single("file", "attach the file to your message instead of naming a path")
+    try:
+        return Path(path).expanduser().read_bytes()
+    except OSError as exc:
+        raise ValidationFailed.single("file", f"cannot read {path}: {exc.strerror}") from None
 
 
 def build_graph(model: BaseChatModel, *, role: Role | None = None, checkpointer: Any = None) -> Any:
@@ -81,12 +127,18 @@ def build_graph(model: BaseChatModel, *, role: Role | None = None, checkpointer:
         ctx, calls = runtime.context, _pending_calls(state)
         # Every question is asked before anything runs: on resume this node starts again from the
         # top, and only the (read-only) questions repeat, answered from the resume values.
+        prepared: dict[str, dict[str, Any] | Igny8Error] = {}
+        for call in calls:
+            try:
+                prepared[call["id"]] = await _prepared_args(call, ctx)
+            except Igny8Error as exc:
+                prepared[call["id"]] = exc
         decisions = {
             c["id"]: _normalise(interrupt(request))
             for c in calls
-            if (request := _confirmation_request(c, ctx)) is not None
+            if (request := _confirmation_request(c, prepared[c["id"]], ctx)) is not None
         }
-        results = [await _run_call(call, decisions.get(call["id"]), ctx) for call in calls]
+        results = [await _run_call(c, prepared[c["id"]], decisions.get(c["id"]), ctx) for c in calls]
         return {"messages": [*results, *_unreadable(state["messages"][-1])]}
 
     graph = StateGraph(AgentState, context_schema=AgentContext)
@@ -106,6 +158,8 @@ async def _complete(model: Any, messages: list[Any]) -> AIMessage:
         merged = chunk if merged is None else merged + chunk
     if merged is None:
         return AIMessage("")
+    if not isinstance(merged, AIMessageChunk):  # a model that does not stream answered whole
+        return merged
     valid, invalid = [], list(merged.invalid_tool_calls)
     for raw, parsed in zip(merged.tool_call_chunks, merged.tool_calls, strict=False):
         try:
@@ -165,11 +219,15 @@ def _unreadable(reply: AnyMessage) -> list[ToolMessage]:
     ]
 
 
-def _confirmation_request(call: dict[str, Any], ctx: AgentContext) -> dict[str, Any] | None:
+def _confirmation_request(
+    call: dict[str, Any], args: dict[str, Any] | Igny8Error, ctx: AgentContext
+) -> dict[str, Any] | None:
     """What to ask the user, or None when the call may run without asking."""
+    if isinstance(args, Igny8Error):
+        return None
     try:
         act = registry.get(action_name(call["name"]))
-        params = parse_input(act.input_model, _with_defaults(call, ctx))
+        params = parse_input(act.input_model, args)
     except Igny8Error:
         return None  # invalid calls fail in act with a message the model can act on
     credits = act.credits_for(params)
@@ -196,34 +254,37 @@ def _normalise(answer: Any) -> dict[str, Any]:
     return {"decision": decision, "arguments": dict(answer.get("arguments") or {})}
 
 
-async def _run_call(call: dict[str, Any], decision: dict[str, Any] | None, ctx: AgentContext) -> ToolMessage:
-    name = action_name(call["name"])
-    if decision is not None and decision["decision"] == "reject":
+async def _run_call(
+    call: dict[str, Any],
+    args: dict[str, Any] | Igny8Error,
+    decision: dict[str, Any] | None,
+    ctx: AgentContext,
+) -> ToolMessage:
+    def reply(content: str, *, ok: bool = True) -> ToolMessage:
         return ToolMessage(
+            content, tool_call_id=call["id"], name=call["name"], status="success" if ok else "error"
+        )
+
+    if decision is not None and decision["decision"] == "reject":
+        return reply(
             json.dumps(
                 {
                     "rejected": True,
                     "message": "The user said no; nothing was changed and nothing was charged.",
                 }
-            ),
-            tool_call_id=call["id"],
-            name=call["name"],
+            )
         )
-    args = _with_defaults(call, ctx)
+    if isinstance(args, Igny8Error):
+        return reply(error_text(args), ok=False)
     if decision is not None and decision["decision"] == "edit":
-        args.update(decision["arguments"])
+        args = {**args, **decision["arguments"]}
     try:
-        result = await _invoke(name, args, ctx, confirmed=decision is not None)
+        result = await _invoke(action_name(call["name"]), args, ctx, confirmed=decision is not None)
     except Igny8Error as exc:
-        return ToolMessage(error_text(exc), tool_call_id=call["id"], name=call["name"], status="error")
+        return reply(error_text(exc), ok=False)
     except ValidationError as exc:
-        return ToolMessage(
-            json.dumps({"error": "validation_error", "message": str(exc)}),
-            tool_call_id=call["id"],
-            name=call["name"],
-            status="error",
-        )
-    return ToolMessage(result_text(result), tool_call_id=call["id"], name=call["name"])
+        return reply(json.dumps({"error": "validation_error", "message": str(exc)}), ok=False)
+    return reply(result_text(result))
 
 
 async def _invoke(name: str, args: dict[str, Any], ctx: AgentContext, *, confirmed: bool) -> Any:

@@ -11,6 +11,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_openai import ChatOpenAI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agent.interpreter import interpret
 from agent.replies import describe
 from agent.tools import action_name, tool_name
 from storage.settings import Settings
@@ -60,8 +61,6 @@ class OfflineChatModel(BaseChatModel):
             return AIMessage(
                 "Hi! Ask me about your keywords, clusters, ideas or credits — or type `/igny8 help`."
             )
-        from agent.interpreter import interpret  # TEMP: lazy until the interpreter lands
-
         understood = interpret(str(last.content), defaults=_conversation_defaults())
         if understood.action is None or understood.missing:
             return AIMessage(understood.reply or "Could you say that differently?")

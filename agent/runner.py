@@ -80,6 +80,7 @@ class Conversations:
         site_id: int | None = None,
         sector_id: int | None = None,
         confirm_credits_above: int = DEFAULT_CONFIRM_CREDITS_ABOVE,
+        local_files: bool = False,
     ) -> AsyncIterator[AgentEvent]:
         key = self.thread_key(tenant, conversation)
         thread = self._threads[key]
@@ -89,7 +90,9 @@ class Conversations:
             return
         async with thread.lock:
             graph = await self._graph(tenant)
-            ctx = AgentContext(tenant, self.db, key, site_id, sector_id, confirm_credits_above, thread.drain)
+            ctx = AgentContext(
+                tenant, self.db, key, site_id, sector_id, confirm_credits_above, thread.drain, local_files
+            )
             config = {"configurable": {"thread_id": key}}
             snapshot = None if thread.settled else await graph.aget_state(config)
             thread.settled = False

@@ -106,7 +106,7 @@ async def _session(
                 for item in await chat.history(tenant, thread):
                     console.print(f"[bold]{item['role']}[/bold]: {item['content']}")
                 return
-            ctx = {"site_id": site_id, "sector_id": sector_id}
+            ctx = {"site_id": site_id, "sector_id": sector_id, "local_files": True}
             if message is not None:
                 await _turn(chat, tenant, thread, message, **ctx)
                 return
