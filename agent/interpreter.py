@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -291,17 +291,17 @@ class _Catalog:
     ref_re: re.Pattern[str]  # a group noun followed by ids: "keywords 4, 5 and 6"
 
 
-_loaded = False
+@cache
+def _load_actions() -> None:
+    """Make sure the built-in actions are registered, whoever imported us first."""
+    from tools import load_actions
+
+    load_actions()
 
 
 def _catalog() -> _Catalog:
     """The current registry; rebuilt when actions are added, so new modules need no edit here."""
-    global _loaded
-    if not _loaded:
-        from tools import load_actions
-
-        load_actions()
-        _loaded = True
+    _load_actions()
     return _build_catalog(tuple(registry.names()))
 
 
@@ -752,7 +752,7 @@ def _take_pairs(scan: _Scan) -> list[re.Match[str]]:
 
 def _find_verb(body: str) -> tuple[str | None, str | None, str]:
     """The verb category and word: the sentence's first word(s), else a clear verb anywhere."""
-    phrases = {p: cat for cat, ps in VERBS.items() for p in ps}
+    phrases = {phrase: category for category, listed in VERBS.items() for phrase in listed}
     alternatives = "|".join(_alternatives(phrases))
     match = re.match(rf"(?:{alternatives})(?![\w-])", body, re.I)
     if match is None:
@@ -767,7 +767,10 @@ def _find_verb(body: str) -> tuple[str | None, str | None, str]:
 def _find_noun(body: str, cat: _Catalog) -> str | None:
     """The first noun; of adjacent nouns the last is the head ("article tasks" are tasks)."""
     match = cat.noun_re.search(body)
-    while match and (after := cat.noun_re.match(body, match.end() + 1)) and body[match.end()] == " ":
+    while match and body[match.end() : match.end() + 1] == " ":
+        after = cat.noun_re.match(body, match.end() + 1)
+        if after is None:
+            break
         match = after
     return cat.nouns[" ".join(match[0].lower().split())] if match else None
 
@@ -1089,8 +1092,8 @@ def _apply_defaults(
     args: dict[str, Any], ctx: Mapping[str, int], needed: set[str], fields: Mapping[str, FieldInfo]
 ) -> None:
     """Fill needed site/sector from context; a sector only if the message's site is the context's."""
-    site_named = _given(args, "site_id") and args.get("site_id") != ctx.get("site_id")
-    if "sector_id" in needed and not _given(args, "sector_id") and "sector_id" in ctx and not site_named:
+    other_site = _given(args, "site_id") and args.get("site_id") != ctx.get("site_id")
+    if "sector_id" in needed and not _given(args, "sector_id") and "sector_id" in ctx and not other_site:
         args["sector_id"] = ctx["sector_id"]
         if "site_id" in fields and not _given(args, "site_id") and "site_id" in ctx:
             args["site_id"] = ctx["site_id"]
@@ -1163,10 +1166,10 @@ def interpret(text: str, *, defaults: Mapping[str, Any] | None = None) -> Interp
     try:
         return _parse_slash(command, defaults)
     except _Grammar as grammar:
-        try:
-            english = _parse_english(command, defaults) if command else None
-        except _Problem as problem:
-            return Interpretation(None, reply=str(problem))
+        try:  # "/igny8 cluster my keywords": a command prefix on a plain sentence
+            english = _parse_english(command, defaults)
+        except _Problem:
+            english = None
         if english is not None and english.action is not None:
             return english
         return Interpretation(None, reply=f"{grammar} {EXAMPLE}")
@@ -1189,9 +1192,10 @@ def help_text(topic: str | None = None) -> str:
     if not words:
         return _overview(cat)
     group = _group_of(words[0], cat)
-    if group:
-        if len(words) > 1 and (verb := _verb_of(group, words[1], False, cat)):
-            return _action_help(cat.groups[group][verb])
+    verb = _verb_of(group, words[1], False, cat) if group and len(words) > 1 else None
+    if group and verb:
+        return _action_help(cat.groups[group][verb])
+    if group and (group == words[0].replace("-", "_") or words[0] not in SHORTCUTS):
         return _group_help(group, cat)
     if words[0] in SHORTCUTS:
         registered = [n for n in SHORTCUTS[words[0]] if n in cat.actions]

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
@@ -19,7 +18,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
-from storage.db import normalise_url
+from storage.db import normalise_url, sqlite_side_connection
 
 
 def checkpoint_path(database_url: str) -> Path:
@@ -34,11 +33,7 @@ def checkpoint_path(database_url: str) -> Path:
 async def open_checkpointer(database_url: str) -> AsyncIterator[BaseCheckpointSaver]:
     url = make_url(normalise_url(database_url))
     if url.get_backend_name() == "sqlite":
-        path = checkpoint_path(database_url)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        async with aiosqlite.connect(path) as conn:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA busy_timeout=30000")
+        async with sqlite_side_connection(checkpoint_path(database_url)) as conn:
             saver = AsyncSqliteSaver(conn)
             await saver.setup()
             yield saver

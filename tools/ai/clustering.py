@@ -1,28 +1,29 @@
 """Offline keyword clustering: what the offline provider does instead of asking a language model.
 
 A keyword is a head term wrapped in modifiers: "best trail running shoes near me" is about "trail
-running shoes"; "best" and "near me" are wrapped around thousands of other keywords. Plain text
-similarity gets this wrong: "best running shoes for women" is closer, word for word, to "best running
-socks for women" than to "how to choose running shoes". Measured on ``bench/cluster.py`` (10k and 50k
-keywords, known groups), TF-IDF + SVD + k-means scores an adjusted Rand index of only 0.4-0.6 even
-when told the true number of clusters, because the reduced dimensions keep the frequent modifiers and
-drop the rare head terms that define a topic. So the clustering works in three steps:
+running shoes", while "best" and "near me" are wrapped around thousands of other keywords. Plain
+text similarity gets this wrong: "best running shoes for women" is closer, word for word, to "best
+running socks for women" than to "how to choose running shoes". On ``bench/cluster.py`` (synthetic
+keywords in known groups) the textbook pipeline — TF-IDF word and character n-grams, TruncatedSVD,
+MiniBatchKMeans — reaches an adjusted Rand index of 0.55 at 10k keywords and 0.11 at 50k even when
+told the true number of clusters: the reduced dimensions keep the frequent modifiers and drop the
+rare head terms that tell topics apart. So the clustering works in three steps:
 
-1. Learn the modifiers from the list itself. Where a keyword extends another keyword in the list
-   ("best trail running shoes" over "trail running shoes") the added words are a candidate modifier;
-   a phrase that extends many different keywords ("best", "near me", "for women", "2025") is one.
-   Removing the modifiers leaves each keyword's *core*; keywords with the same core (word order,
-   plurals and accents ignored) form the anchor clusters.
+1. Learn the modifiers from the list itself. Where a keyword extends another keyword of the list
+   ("best trail running shoes" over "trail running shoes"), the added words are a candidate
+   modifier; one that extends many different head terms ("best", "near me", "for women", "2025")
+   is a modifier. Removing them leaves each keyword's *core*; keywords sharing a core (word order,
+   plurals and accents aside) are the anchor clusters.
 2. Attach everything else — typos, rare facets, reordered or one-off phrasings — to the anchor it is
-   most similar to, by cosine similarity over TF-IDF word uni/bigrams and character 3-5-grams, if it
-   is similar enough.
+   most similar to (cosine over TF-IDF word 1-2-grams and character 3-5-grams) if similar enough.
 3. Group what is left by the same similarity (average linkage within partitions of at most
-   ``_LEAF`` keywords), cap cluster size by splitting with k-means, and name every cluster after its
-   head terms.
+   ``_LEAF`` keywords), split clusters over the size cap with k-means, and name each cluster after
+   its head terms.
 
-Every step is linear or near-linear in the number of keywords (containment lookups are bounded per
-keyword, similarities are sparse products against pruned centroids, linkage runs on bounded
-partitions), so 50k keywords take a few seconds. There is no randomness beyond fixed seeds.
+The same benchmark scores 0.92 at 10k (0.6 s) and 0.90 at 50k (3.5 s) on two cores. Every step is
+linear or close to it: containment lookups are bounded per keyword, similarities are sparse products
+against pruned centroids, and the quadratic linkage only ever sees one bounded partition. Only fixed
+seeds are used, so the same input always gives the same clusters.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import unicodedata
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -57,10 +58,12 @@ _MODIFIER_MIN_SPREAD = 2
 _MODIFIER_SPREAD_SHARE = 0.002
 """A phrase is a modifier when it extends at least max(2, 0.2% of all) different head terms."""
 _ANCHOR_MIN = 3
+"""A core shared by only two keywords is as often two rare facets as a topic (ARI 0.918 vs 0.911)."""
 _CENTROID_TERMS = 50
 _ATTACH_SIMILARITY = 0.3
 _LEAF = 1500
 _LINK_DISTANCE = 0.5
+"""Leftovers group while their average cosine similarity stays >= 0.5."""
 _CHUNK = 4096
 _NAME_WORDS = 3
 _NAME_COVER = 0.6
@@ -68,7 +71,7 @@ _NAME_COVER = 0.6
 _STOPWORDS = frozenset(
     _WORD.findall(
         "a an and are at by can de do does for from how i in is it la le of on or the to "
-        "what when where which who why will with"
+        "vs what when where which who why will with"
     )
 )
 _OFFLINE_NOTE = "grouped by text similarity, offline"
@@ -80,7 +83,7 @@ class KeywordCluster:
 
     name: str
     description: str
-    member_indexes: list[int] = field(default_factory=list)
+    member_indexes: list[int]
 
 
 def cluster_keywords(
@@ -92,11 +95,15 @@ def cluster_keywords(
 ) -> list[KeywordCluster]:
     """Group ``keywords`` by topic; every index appears in exactly one cluster.
 
-    Clusters never exceed ``max_cluster_size`` members. Keywords in groups smaller than
-    ``min_cluster_size`` are first offered to the most similar larger cluster; those that fit
-    nowhere come back as their own (small) clusters, because forcing an unrelated keyword into a
-    topic hurts the topic more than a lone keyword hurts the list. With ``volumes``, a cluster is
-    named after its highest-volume keyword's head terms.
+    Clusters never exceed ``max_cluster_size`` members. Keywords sharing a core stand as a cluster
+    from ``max(3, min_cluster_size)`` keywords, other similarity groups from ``min_cluster_size``;
+    keywords of smaller groups are offered to the most similar cluster (cosine >=
+    ``_ATTACH_SIMILARITY``), and those that fit nowhere come back as their own small clusters. On
+    the benchmark, attaching lifts ARI from 0.87 to 0.92, while returning the unattached ones one by
+    one or grouped by similarity is the same to 0.001; they are grouped, as that is what keeps a list
+    without shared head terms usable. With ``volumes``, a cluster is named after its highest-volume
+    keyword's head terms. Identical keywords (ignoring case and spacing) always share a cluster
+    unless they alone overflow it.
     """
     if max_cluster_size < 1 or min_cluster_size < 1:
         raise ValueError("max_cluster_size and min_cluster_size must be at least 1")
@@ -260,24 +267,24 @@ def _vectorise(texts: list[str]) -> sp.csr_matrix:
 
 def _group_unique(corpus: _Corpus, min_cluster_size: int) -> list[list[int]]:
     """Anchors by shared core; the rest attached to them by similarity or grouped among themselves,
-    and fragments of those groups offered once more to every cluster big enough to stand alone."""
-    big_enough = max(_ANCHOR_MIN, min_cluster_size)
+    and what is left as fragments offered once more to every cluster big enough to stand alone."""
+    anchor_min = max(_ANCHOR_MIN, min_cluster_size)
     by_core: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for u, core in enumerate(corpus.cores):
         by_core[core].append(u)
-    anchors = [g for core, g in by_core.items() if core and corpus.weight(g) >= big_enough]
+    anchors = [g for core, g in by_core.items() if core and corpus.weight(g) >= anchor_min]
     in_anchor = {u for g in anchors for u in g}
     leftover = _attach(anchors, [u for u in range(len(corpus.texts)) if u not in in_anchor], corpus.vectors)
     found = _similarity_groups(leftover, corpus.vectors)
-    pool = anchors + [g for g in found if corpus.weight(g) >= big_enough]
-    fragments = [g for g in found if corpus.weight(g) < big_enough]
+    pool = anchors + [g for g in found if corpus.weight(g) >= min_cluster_size]
+    fragments = [g for g in found if corpus.weight(g) < min_cluster_size]
     unplaced = set(_attach(pool, sorted(u for g in fragments for u in g), corpus.vectors))
     return pool + [kept for g in fragments if (kept := [u for u in g if u in unplaced])]
 
 
 def _centroids(groups: list[list[int]], vectors: sp.csr_matrix, top_terms: int) -> sp.csr_matrix:
-    """Each group's mean vector cut to its ``top_terms`` heaviest features: the head terms and their
-    character n-grams, without the long tail of modifiers that would match every keyword a little."""
+    """Each group's mean vector cut to its ``top_terms`` heaviest features (its head terms and their
+    character n-grams). Measured: the same ARI as full centroids, with a far sparser product."""
     rows = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
     cols = np.fromiter(itertools.chain.from_iterable(groups), dtype=np.int64, count=len(rows))
     assign = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), (len(groups), vectors.shape[0]))
@@ -302,7 +309,7 @@ def _attach(anchors: list[list[int]], loose: list[int], vectors: sp.csr_matrix) 
     for start in range(0, len(loose), _CHUNK):
         chunk = loose[start : start + _CHUNK]
         sims = (vectors[chunk] @ centroids).tocsr()
-        best = sims.argmax(axis=1).A.ravel() if sims.nnz else np.zeros(len(chunk), np.int64)
+        best = np.asarray(sims.argmax(axis=1)).ravel()
         score = sims.max(axis=1).toarray().ravel()
         for u, a, s in zip(chunk, best, score, strict=True):
             if s >= _ATTACH_SIMILARITY:
@@ -322,6 +329,8 @@ def _similarity_groups(ids: list[int], vectors: sp.csr_matrix) -> list[list[int]
 
 
 def _partitions(ids: list[int], vectors: sp.csr_matrix) -> list[list[int]]:
+    """Recursive MiniBatchKMeans on a 64-dim SVD: coarse, but only decides who may be linked.
+    (float64 on purpose: scikit-learn's SVD and k-means run several times slower on float32 here.)"""
     if len(ids) <= _LEAF:
         return [ids] if ids else []
     rows = vectors[ids].astype(np.float64)
@@ -330,7 +339,9 @@ def _partitions(ids: list[int], vectors: sp.csr_matrix) -> list[list[int]]:
         return _chunks(ids, _LEAF)
     reduced = normalize(TruncatedSVD(dims, n_iter=3, random_state=_SEED).fit_transform(rows))
     k = math.ceil(2 * len(ids) / _LEAF)
-    labels = MiniBatchKMeans(k, random_state=_SEED, n_init=1, batch_size=4096).fit_predict(reduced)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = MiniBatchKMeans(k, random_state=_SEED, n_init=1, batch_size=4096).fit_predict(reduced)
     parts = [[ids[j] for j in np.flatnonzero(labels == c)] for c in range(k)]
     if max(len(p) for p in parts) == len(ids):
         return _chunks(ids, _LEAF)
