@@ -142,3 +142,13 @@ def test_quickstart_on_a_fresh_sqlite_database(tmp_path: Path):
         timeout=60,
     )
     assert json.loads(imported.stdout)["imported"] == 15
+
+
+def test_offline_chat_one_shot(igny8, tmp_path: Path):
+    made = json.loads(
+        igny8("accounts", "create", "--name", "Chat", "--email", f"chat-{tmp_path.name}@ex.com").stdout
+    )
+    out = igny8("chat", "how many credits do I have?", key=made["api_key"]).stdout
+    assert "credits" in out.lower() and "100" in out
+    history = igny8("chat", "--history", key=made["api_key"]).stdout
+    assert "how many credits do I have?" in history
