@@ -17,14 +17,7 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from storage.exceptions import PermissionDenied
 from storage.models import Base, Sector, SiteOwned
-from storage.tenancy import (
-    _check_sector,
-    _check_site_account,
-    _references,
-    _sector_sites,
-    _visible_site_accounts,
-    tenant_of,
-)
+from storage.tenancy import _references, check_site_placements, tenant_of
 
 _PLACEMENT = ("site_id", "sector_id", "account_id")
 
@@ -91,12 +84,7 @@ def _placed(session: Session, rows: Sequence[Mapping[str, Any]], common: Mapping
         placements = {tuple(common[n] if n in common else row.get(n) for n in _PLACEMENT) for row in rows}
     else:
         placements = {tuple(common.get(n) for n in _PLACEMENT)}
-    site_accounts = _visible_site_accounts(session, {site for site, _, _ in placements})
-    sector_sites = _sector_sites(session, {sector for _, sector, _ in placements} - {None})
-    for site_id, sector_id, account_id in placements:
-        _check_site_account(account_id, site_accounts[site_id])
-        _check_sector(sector_id, site_id, sector_sites)
-    return site_accounts
+    return check_site_placements(session, placements)
 
 
 def _python_default(column: Column[Any]) -> Any:

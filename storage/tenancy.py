@@ -218,6 +218,19 @@ def _checked_bulk_insert(state: ORMExecuteState, ctx: TenantContext) -> Any:
     return _placed_bulk_insert(state, ctx)
 
 
+def check_site_placements(
+    session: Session, placements: set[tuple[int | None, int | None, int | None]]
+) -> dict[int, int]:
+    """Check (site, sector, account) triples of rows about to be inserted: the site visible, the
+    sector on that site, any given account the site's. Returns site id -> the site's account."""
+    site_accounts = _visible_site_accounts(session, {site for site, _, _ in placements})
+    sector_sites = _sector_sites(session, {sector for _, sector, _ in placements} - {None})
+    for site_id, sector_id, account_id in placements:
+        _check_site_account(account_id, site_accounts[site_id])
+        _check_sector(sector_id, site_id, sector_sites)
+    return site_accounts
+
+
 def _placed_bulk_insert(state: ORMExecuteState, ctx: TenantContext) -> Any:
     """Set the account on every bulk-inserted row and check its site, sector and references."""
     model = state.bind_mapper.class_
@@ -227,12 +240,10 @@ def _placed_bulk_insert(state: ORMExecuteState, ctx: TenantContext) -> Any:
         else [dict(state.parameters or {})]
     )
     if issubclass(model, SiteOwned):
-        site_accounts = _visible_site_accounts(state.session, {r.get("site_id") for r in rows})
-        sector_sites = _sector_sites(state.session, {r.get("sector_id") for r in rows} - {None})
+        placements = {(r.get("site_id"), r.get("sector_id"), r.get("account_id")) for r in rows}
+        site_accounts = check_site_placements(state.session, placements)
         for row in rows:
-            _check_site_account(row.get("account_id"), site_accounts[row["site_id"]])
             row["account_id"] = site_accounts[row["site_id"]]
-            _check_sector(row.get("sector_id"), row["site_id"], sector_sites)
     else:
         for row in rows:
             _check_account(row.setdefault("account_id", ctx.account_id), ctx)

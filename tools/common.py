@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -83,6 +83,23 @@ async def get_or_404(session: AsyncSession, model: type[M], ident: int) -> M:
 async def ensure_exists(session: AsyncSession, model: type[Base], ident: int | None, field: str) -> None:
     if ident is not None and await session.get(model, ident) is None:
         raise ValidationFailed.single(field, f"{model.__name__} {ident} not found")
+
+
+def filtered(
+    model: type[Base],
+    params: PageInput,
+    equal: Sequence[str],
+    search: Sequence[InstrumentedAttribute[Any]] = (),
+) -> Select[Any]:
+    """``select(model)`` narrowed by the params' equality filters that are set, and by ``search``
+    (a case-insensitive substring of any of the given columns)."""
+    stmt = select(model)
+    for name in equal:
+        if (value := getattr(params, name)) is not None:
+            stmt = stmt.where(getattr(model, name) == value)
+    if search and params.search:
+        stmt = stmt.where(or_(*(column.icontains(params.search, autoescape=True) for column in search)))
+    return stmt
 
 
 def order_by(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import Field
-from sqlalchemy import select
 
 from storage.models import ContentIdea, ContentStructure, ContentType, IdeaStatus
 from tools import billing
@@ -17,6 +16,7 @@ from tools.common import (
     Page,
     PageInput,
     apply_changes,
+    filtered,
     get_or_404,
     order_by,
     paginate,
@@ -94,13 +94,8 @@ ORDERING = {
     route=Route("GET", "planner/ideas/"),
 )
 async def list_ideas(ctx: ActionContext, params: IdeaListInput) -> Page[IdeaOut]:
-    stmt = select(ContentIdea)
-    for name in ("site_id", "sector_id", "status", "keyword_cluster_id", "content_type", "content_structure"):
-        value = getattr(params, name)
-        if value is not None:
-            stmt = stmt.where(getattr(ContentIdea, name) == value)
-    if params.search:
-        stmt = stmt.where(ContentIdea.idea_title.icontains(params.search, autoescape=True))
+    equal = ("site_id", "sector_id", "status", "keyword_cluster_id", "content_type", "content_structure")
+    stmt = filtered(ContentIdea, params, equal, [ContentIdea.idea_title])
     stmt = order_by(stmt, params.ordering, ORDERING, "-created_at", ContentIdea.id)
     return await paginate(ctx.session, stmt, params, lambda row: IdeaOut.model_validate(row[0]))
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import Field, field_validator
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,7 @@ from tools.common import (
     Page,
     PageInput,
     apply_changes,
+    filtered,
     get_or_404,
     order_by,
     paginate,
@@ -161,18 +162,12 @@ async def _saved(session: AsyncSession, content: Content) -> ContentOut:
     route=Route("GET", "writer/content/"),
 )
 async def list_content(ctx: ActionContext, params: ContentListInput) -> Page[ContentOut]:
-    stmt = select(Content)
-    for name in ("site_id", "sector_id", "status", "task_id"):
-        value = getattr(params, name)
-        if value is not None:
-            stmt = stmt.where(getattr(Content, name) == value)
-    if params.search:
-        stmt = stmt.where(
-            or_(
-                Content.title.icontains(params.search, autoescape=True),
-                Content.primary_keyword.icontains(params.search, autoescape=True),
-            )
-        )
+    stmt = filtered(
+        Content,
+        params,
+        ("site_id", "sector_id", "status", "task_id"),
+        [Content.title, Content.primary_keyword],
+    )
     stmt = order_by(stmt, params.ordering, ORDERING, "-created_at", Content.id)
     return await paginate(ctx.session, stmt, params, lambda row: ContentOut.model_validate(row[0]))
 

@@ -6,7 +6,6 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field, field_validator
-from sqlalchemy import select
 
 from storage.models import Content, Image, Task
 from tools.common import (
@@ -17,6 +16,7 @@ from tools.common import (
     Page,
     PageInput,
     apply_changes,
+    filtered,
     get_or_404,
     order_by,
     paginate,
@@ -124,13 +124,8 @@ async def _image_out(ctx: ActionContext, image: Image) -> ImageOut:
     route=Route("GET", "writer/images/"),
 )
 async def list_images(ctx: ActionContext, params: ImageListInput) -> Page[ImageOut]:
-    stmt = select(Image)
-    for name in ("site_id", "sector_id", "task_id", "content_id", "image_type", "status"):
-        value = getattr(params, name)
-        if value is not None:
-            stmt = stmt.where(getattr(Image, name) == value)
-    if params.search:
-        stmt = stmt.where(Image.prompt.icontains(params.search, autoescape=True))
+    equal = ("site_id", "sector_id", "task_id", "content_id", "image_type", "status")
+    stmt = filtered(Image, params, equal, [Image.prompt])
     stmt = order_by(stmt, params.ordering, ORDERING, "position", Image.id)
     return await paginate(ctx.session, stmt, params, lambda row: ImageOut.model_validate(row[0]))
 

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.exceptions import ValidationFailed
@@ -22,6 +22,7 @@ from tools.common import (
     Page,
     PageInput,
     apply_changes,
+    filtered,
     get_or_404,
     order_by,
     paginate,
@@ -225,18 +226,8 @@ async def _task_out(session: AsyncSession, task: Task) -> TaskOut:
     route=Route("GET", "writer/tasks/"),
 )
 async def list_tasks(ctx: ActionContext, params: TaskListInput) -> Page[TaskOut]:
-    stmt = select(Task)
-    for name in ("site_id", "sector_id", "status", "cluster_id", "content_type", "content_structure"):
-        value = getattr(params, name)
-        if value is not None:
-            stmt = stmt.where(getattr(Task, name) == value)
-    if params.search:
-        stmt = stmt.where(
-            or_(
-                Task.title.icontains(params.search, autoescape=True),
-                Task.keywords.icontains(params.search, autoescape=True),
-            )
-        )
+    equal = ("site_id", "sector_id", "status", "cluster_id", "content_type", "content_structure")
+    stmt = filtered(Task, params, equal, [Task.title, Task.keywords])
     stmt = order_by(stmt, params.ordering, ORDERING, "-created_at", Task.id)
     return await paginate(ctx.session, stmt, params, lambda row: TaskOut.model_validate(row[0]))
 
