@@ -189,3 +189,24 @@ async def test_invalid_tool_arguments_are_sent_back(db, tenants, checkpointer, o
     assert retry[-1]["role"] == "tool" and "could not be read" in retry[-1]["content"]
     assert retry[-2]["tool_calls"][0]["id"] == retry[-1]["tool_call_id"] == "call_bad"
     assert all(isinstance(m.get("content"), str) for m in retry)
+
+
+async def test_postgres_memory_survives_dropped_connections(db, tenants, checkpointer, openai_stub):
+    if db.backend != "postgresql":
+        pytest.skip("only PostgreSQL pools connections that a server restart can drop")
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    t = await tenants.create()
+    chat = Conversations(db, checkpointer, model_for(openai_stub))
+    openai_stub.chat(text_reply("first"), text_reply("second"))
+    await collect(chat.send(t.owner, "stale", "one"))
+    conninfo = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as admin:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    events = await collect(chat.send(t.owner, "stale", "two"))
+    assert kinds(events, "message")[-1]["text"] == "second"
+    assert [m["content"] for m in await chat.history(t.owner, "stale")] == ["one", "first", "two", "second"]
