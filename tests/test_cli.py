@@ -152,3 +152,17 @@ def test_offline_chat_one_shot(igny8, tmp_path: Path):
     assert "credits" in out.lower() and "100" in out
     history = igny8("chat", "--history", key=made["api_key"]).stdout
     assert "how many credits do I have?" in history
+
+
+def test_every_action_has_a_working_cli_command():
+    from typer.testing import CliRunner
+
+    from bots.cli import build_app
+    from tools.registry import registry
+
+    app, runner = build_app(), CliRunner()
+    for act in registry:
+        group, verb = act.name.split(".", 1)
+        result = runner.invoke(app, [group.replace("_", "-"), verb.replace("_", "-"), "--help"])
+        assert result.exit_code == 0, (act.name, result.output)
+        assert "--api-key" in result.output and ("--yes" in result.output) == act.confirm

@@ -12,6 +12,7 @@ from bots.cli.chat import chat
 from bots.cli.generated import API_KEY_HELP, add_action_groups, run_action, run_sync, settings_api_key
 from bots.cli.quickstart import quickstart
 from bots.cli.render import console, print_json
+from bots.cli.serve import serve
 from storage import migrate
 from storage.db import get_database
 from storage.exceptions import ValidationFailed
@@ -27,6 +28,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
 app.command("quickstart")(quickstart)
 app.command("chat")(chat)
+app.command("serve")(serve)
 
 ApiKey = Annotated[str | None, typer.Option(envvar="IGNY8_API_KEY", help=API_KEY_HELP)]
 

@@ -14,15 +14,16 @@ import types
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import typer
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bots.cli.render import console, print_error, print_json, print_result
 from storage.db import get_database
-from storage.exceptions import ConfirmationRequired, Igny8Error
+from storage.exceptions import ConfirmationRequired, Igny8Error, ValidationFailed
 from storage.settings import get_settings
 from tools.accounts import authenticate_api_key
 from tools.registry import Action, ProgressEvent, invoke, registry
@@ -53,7 +54,10 @@ def _parameter(name: str, info: FieldInfo) -> inspect.Parameter:
         help_text += " (repeat or comma-separate)"
     else:
         kind = str
-        help_text += " (JSON)"
+        if _takes_json(annotation):
+            help_text += " (JSON)"
+        elif get_origin(annotation) is Literal:
+            help_text += f" (one of: {', '.join(map(str, get_args(annotation)))})"
     default: Any = ... if info.is_required() else None
     if not info.is_required() and not callable(info.default) and get_origin(annotation) is not list:
         default = info.default
@@ -81,14 +85,19 @@ def _coerce(act: Action, values: dict[str, Any]) -> dict[str, Any]:
             value = Path(value).read_bytes()
         elif get_origin(annotation) is list:
             value = [part.strip() for item in value for part in str(item).split(",") if part.strip()]
-        elif (
-            annotation not in (int, float, str, bool)
-            and isinstance(value, str)
-            and not (isinstance(annotation, type) and issubclass(annotation, Enum))
-        ):
-            value = json.loads(value)
+        elif _takes_json(annotation) and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValidationFailed.single(name, f"is not valid JSON ({exc.msg})") from None
         args[name] = value
     return args
+
+
+def _takes_json(annotation: Any) -> bool:
+    """Objects (dicts, nested models) are given as JSON; text, numbers, dates and choices are not."""
+    origin = get_origin(annotation) or annotation
+    return origin is dict or (isinstance(origin, type) and issubclass(origin, BaseModel))
 
 
 async def run_action(
