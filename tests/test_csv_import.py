@@ -512,3 +512,26 @@ async def test_export_then_import_round_trips(tenants: TenantFactory) -> None:
     assert {k: (v.volume, v.difficulty, v.intent, v.status) for k, v in after.items()} == {
         k: (v.volume, v.difficulty, v.intent, v.status) for k, v in before.items()
     }
+
+
+async def test_title_lines_above_the_header_are_skipped(tenants):
+    t = await tenants.create()
+    planner_export = (
+        "Keyword Stats 2026-11-01 at 10_00_00\nAll locations\nKeyword,Avg. monthly searches\nshoes,100\n"
+    )
+    out = await t.run(
+        "keywords.import_csv", site_id=t.site_id, sector_id=t.sector_id, file=planner_export.encode()
+    )
+    assert out.imported == 1 and out.columns == {"keyword": "Keyword", "volume": "Avg. monthly searches"}
+
+
+async def test_export_neutralises_spreadsheet_formulas(tenants):
+    t = await tenants.create()
+    await t.run(
+        "keywords.import_csv",
+        site_id=t.site_id,
+        sector_id=t.sector_id,
+        file=b'keyword\n"=HYPERLINK(""http://x"")"\n@sum\nplain\n',
+    )
+    exported = (await t.run("keywords.export_csv")).csv
+    assert "'=hyperlink" in exported and "'@sum" in exported and "\nplain," in exported

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -202,13 +203,24 @@ def _records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
         line = reader.line_num
 
 
+HEADER_SEARCH_LINES = 5
+
+
+def _find_header(records: Iterator[tuple[int, list[str]]]) -> tuple[list[str], dict[str, int]]:
+    """The header row and its mapping. Exports such as Google Keyword Planner's put a title and a
+    date range above the header, so the first few rows are tried before giving up."""
+    first_error: ValidationFailed | None = None
+    for _, record in itertools.islice(records, HEADER_SEARCH_LINES):
+        try:
+            return record, map_headers(record)
+        except ValidationFailed as exc:
+            first_error = first_error or exc
+    raise first_error or ValidationFailed.single("file", "the file is empty")
+
+
 def parse_rows(text: str, delimiter: str) -> ParsedRows:
     records = _records(text, delimiter)
-    first = next(records, None)
-    if first is None:
-        raise ValidationFailed.single("file", "the file is empty")
-    header = first[1]
-    mapping = map_headers(header)
+    header, mapping = _find_header(records)
     rows: list[dict[str, Any]] = []
     errors: list[RowError] = []
     seen: set[str] = set()
@@ -288,18 +300,23 @@ async def import_csv(ctx: ActionContext, params: ImportInput) -> ImportResult:
     )
 
 
+def spreadsheet_safe(text: str) -> str:
+    """Text a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``) is prefixed with ``'``."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def _csv_lines(keywords: list[Keyword]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     for kw in keywords:
         writer.writerow(
             [
-                kw.keyword,
+                spreadsheet_safe(kw.keyword),
                 kw.volume,
                 kw.difficulty,
                 kw.intent or "",
                 kw.status,
-                "|".join(sorted(c.name for c in kw.clusters)),
+                spreadsheet_safe("|".join(sorted(c.name for c in kw.clusters))),
                 kw.site_id,
                 kw.sector_id,
                 as_utc(kw.created_at).isoformat(),
