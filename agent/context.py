@@ -28,11 +28,3 @@ class AgentContext:
     confirm_credits_above: int = DEFAULT_CONFIRM_CREDITS_ABOVE
     inbox: Callable[[], list[str]] = field(default=lambda: [])
     local_files: bool = False  # only the CLI may name files on this machine
-
-
-def thread_id(account_id: int, surface: str, *parts: object) -> str:
-    """Deterministic per conversation and namespaced by account, so one tenant can never name
-    another's thread: ``7:slack:T1:C9:1700000000.1``, ``7:http:abc``, ``7:cli:default``."""
-    if not surface or any(":" in str(p) for p in (surface, *parts)):
-        raise ValueError("thread id parts must be non-empty and may not contain ':'")
-    return ":".join([str(account_id), surface, *(str(p) for p in parts)])

@@ -80,11 +80,6 @@ async def get_or_404(session: AsyncSession, model: type[M], ident: int) -> M:
     return obj
 
 
-async def ensure_exists(session: AsyncSession, model: type[Base], ident: int | None, field: str) -> None:
-    if ident is not None and await session.get(model, ident) is None:
-        raise ValidationFailed.single(field, f"{model.__name__} {ident} not found")
-
-
 def filtered(
     model: type[Base],
     params: PageInput,
