@@ -19,6 +19,7 @@ migrate: install
 
 run: migrate
 	$(BIN)/igny8 quickstart
+	$(BIN)/igny8 serve
 
 lint: install
 	$(BIN)/ruff check .

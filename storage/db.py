@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -86,6 +86,13 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def ping(db: Database) -> None:
+    """Raise unless the database answers a trivial query (the HTTP readiness probe); no tenant is
+    involved, so it needs no tenant session."""
+    async with db.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
 
 
 @asynccontextmanager

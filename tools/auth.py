@@ -16,6 +16,7 @@ from tools.accounts import IssuedKey, issue_api_key, slugify
 from tools.common import (
     BulkResult,
     IdInput,
+    ObjectId,
     ObjectOut,
     Page,
     PageInput,
@@ -207,10 +208,10 @@ class SectorOut(ObjectOut):
 
 
 class SectorCreate(ActionInput):
-    site_id: int
+    site_id: ObjectId
     name: str = Field(min_length=1, max_length=255)
     slug: str | None = Field(None, max_length=255)
-    industry_sector_id: int | None = None
+    industry_sector_id: ObjectId | None = None
     is_active: bool = True
 
 
@@ -218,11 +219,11 @@ class SectorUpdate(ActionInput):
     id: int
     name: str | None = Field(None, min_length=1, max_length=255)
     is_active: bool | None = None
-    industry_sector_id: int | None = None
+    industry_sector_id: ObjectId | None = None
 
 
 class SectorListInput(PageInput):
-    site_id: int | None = None
+    site_id: ObjectId | None = None
     is_active: bool | None = None
 
 
@@ -334,8 +335,8 @@ class UserCreate(ActionInput):
 
 
 class SiteAccessInput(ActionInput):
-    user_id: int
-    site_id: int
+    user_id: ObjectId
+    site_id: ObjectId
 
 
 class SiteAccessOut(ObjectOut):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
@@ -19,6 +20,7 @@ M = TypeVar("M", bound=Base)
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 500
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_INT = 2_147_483_647  # INTEGER columns are 32-bit on PostgreSQL; bigger values fail the whole write
 MAX_ID = 2**63 - 1  # ids are BIGINT (SQLite: 64-bit INTEGER); a bigger number is a driver error, not a 404
 
@@ -51,10 +53,16 @@ class IdsInput(ActionInput):
 
 
 class PageInput(ActionInput):
-    page: int = Field(1, ge=1, description="1-based page number")
+    page: int = Field(1, ge=1, le=10_000_000, description="1-based page number")
     page_size: int = Field(50, ge=1, le=MAX_PAGE_SIZE, description="Rows per page")
-    search: str | None = Field(None, description="Case-insensitive substring match")
+    search: str | None = Field(None, max_length=255, description="Case-insensitive substring match")
     ordering: str | None = Field(None, description="Field to order by; prefix '-' for descending")
+
+    @field_validator("search")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        """Control characters can match nothing, and PostgreSQL refuses NUL in a query."""
+        return _CONTROL.sub("", value) if value else value
 
 
 class Page(BaseModel, Generic[T]):

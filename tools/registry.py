@@ -170,7 +170,7 @@ def action(
 def parse_input(model: type[ActionInput], args: Mapping[str, Any]) -> ActionInput:
     """Validate raw arguments, naming every offending field in the error."""
     try:
-        return model.model_validate(dict(args))
+        params = model.model_validate(dict(args))
     except ValidationError as exc:
         raise ValidationFailed(
             [
@@ -178,6 +178,29 @@ def parse_input(model: type[ActionInput], args: Mapping[str, Any]) -> ActionInpu
                 for err in exc.errors()
             ]
         ) from None
+    if problems := list(_unstorable(params.model_dump(), "")):
+        raise ValidationFailed(problems)
+    return params
+
+
+_INT64 = 2**63
+
+
+def _unstorable(value: Any, path: str) -> Iterator[FieldError]:
+    """Values no database column can take (a driver error otherwise): integers beyond 64 bits and
+    text containing NUL, which PostgreSQL refuses."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int) and not -_INT64 <= value < _INT64:
+        yield FieldError(path or "input", "is too large")
+    elif isinstance(value, str) and "\x00" in value:
+        yield FieldError(path or "input", "contains a NUL character")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _unstorable(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _unstorable(item, f"{path}.{index}")
 
 
 def _friendly(err: Mapping[str, Any]) -> str:

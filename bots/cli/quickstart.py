@@ -116,7 +116,9 @@ def quickstart() -> None:
         Panel.fit(
             f"[bold]Workspace ready[/bold] — account {tenant.account_id}, "
             f"site {site_id}, sector {sector_id}\n"
-            f"Your API key is in [bold].env[/bold] (IGNY8_API_KEY); every command below uses it.\n\n"
+            f"Your API key is in [bold].env[/bold] (IGNY8_API_KEY); every command below uses it.\n"
+            "`make run` then serves the web chat at [bold]http://127.0.0.1:8000/[/bold]; "
+            "sign in with that key.\n\n"
             f"  {igny8} keywords import-csv --site-id {site_id} --sector-id {sector_id} --file {sample}\n"
             f"  {igny8} keywords list --ordering -volume\n"
             f"  {igny8} clusters create --site-id {site_id} --sector-id {sector_id} --name 'Running shoes'\n"

@@ -17,9 +17,7 @@ from bots.cli.render import console
 from bots.http.app import RateLimit, configure_logging, create_app
 from storage import migrate
 from storage.db import get_database
-from storage.settings import get_settings
-
-INSECURE_DEFAULT_SECRET = "dev-insecure-secret-change-me"
+from storage.settings import Settings, get_settings
 
 
 def serve(
@@ -31,7 +29,7 @@ def serve(
     """Migrate the database, then serve REST (/api/v1), chat, the web page and /metrics."""
     settings = get_settings()
     migrate.upgrade(settings.database_url)
-    if settings.secret_key.get_secret_value() == INSECURE_DEFAULT_SECRET:
+    if settings.secret_key == Settings.model_fields["secret_key"].default:
         console.print(
             "[yellow]IGNY8_SECRET_KEY is the development default; set it before exposing this.[/yellow]"
         )
@@ -51,7 +49,8 @@ async def _serve(host: str, port: int, limit: RateLimit) -> None:
                 shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
                 console.print(
                     f"IGNY8 is serving on [bold]http://{shown}:{port}/[/bold] "
-                    f"(API docs: http://{shown}:{port}/api/v1/docs) — Ctrl-C to stop."
+                    f"(API docs: http://{shown}:{port}/api/v1/docs) — Ctrl-C to stop.",
+                    soft_wrap=True,
                 )
                 await _until_stopped()
             finally:

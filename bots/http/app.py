@@ -120,6 +120,9 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = request_id
         return response
+    except web.HTTPException as exc:  # redirects and the like, which aiohttp answers itself
+        status = exc.status
+        raise
     finally:
         elapsed = time.perf_counter() - started
         observe(request, status, elapsed)

@@ -15,21 +15,22 @@ Files on the server are never reachable from here (``local_files`` stays off).
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import Field, PositiveInt, StringConstraints, model_validator
 
 from agent.runner import AgentEvent
 from bots.http import sse
+from bots.http.auth import json_object, parsed
 from bots.http.keys import CONVERSATIONS, tenant_of
-from storage.exceptions import Igny8Error, ValidationFailed
-from tools.registry import ActionInput, parse_input
+from bots.http.rest import ok
+from storage.exceptions import ValidationFailed
+from tools.registry import ActionInput
 
 STATIC_DIR = Path(__file__).parent / "static"
 SURFACE = "http"
@@ -48,7 +49,6 @@ PAGE_HEADERS = {
 
 ConversationId = Annotated[str, StringConstraints(pattern=CONVERSATION_ID_PATTERN)]
 _CONVERSATION_ID = re.compile(CONVERSATION_ID_PATTERN)
-M = TypeVar("M", bound=ActionInput)
 
 
 class ChatIn(ActionInput):
@@ -85,14 +85,13 @@ def thread(conversation_id: str) -> str:
 
 
 # --- handlers ----------------------------------------------------------------------------------------
+# Input errors are raised as ``ValidationFailed``; the app's error middleware answers them with the
+# 400 envelope. Once a stream has started, nothing is raised any more (see ``stream_turn``).
 
 
 async def send_message(request: web.Request) -> web.StreamResponse:
     tenant = tenant_of(request)
-    try:
-        body = parse_input(ChatIn, await json_body(request))
-    except ValidationFailed as exc:
-        return error_response(exc)
+    body = parsed(ChatIn, await json_object(request))
     conversation_id = body.conversation_id or str(uuid.uuid4())
     events = request.app[CONVERSATIONS].send(
         tenant,
@@ -107,16 +106,12 @@ async def send_message(request: web.Request) -> web.StreamResponse:
 
 async def resume(request: web.Request) -> web.StreamResponse:
     tenant = tenant_of(request)
-    try:
-        conversation_id = path_conversation_id(request)
-        body = parse_input(ResumeIn, await json_body(request))
-    except ValidationFailed as exc:
-        return error_response(exc)
-    decision = {"decision": body.decision, "arguments": body.arguments or {}}
+    conversation_id = path_conversation_id(request)
+    body = parsed(ResumeIn, await json_object(request))
     events = request.app[CONVERSATIONS].resume(
         tenant,
         thread(conversation_id),
-        decision,
+        {"decision": body.decision, "arguments": body.arguments or {}},
         site_id=body.site_id,
         sector_id=body.sector_id,
         local_files=False,
@@ -126,14 +121,9 @@ async def resume(request: web.Request) -> web.StreamResponse:
 
 async def history(request: web.Request) -> web.Response:
     tenant = tenant_of(request)
-    try:
-        conversation_id = path_conversation_id(request)
-    except ValidationFailed as exc:
-        return error_response(exc)
+    conversation_id = path_conversation_id(request)
     messages = await request.app[CONVERSATIONS].history(tenant, thread(conversation_id))
-    return web.json_response(
-        {"success": True, "data": {"conversation_id": conversation_id, "messages": messages}}
-    )
+    return ok({"conversation_id": conversation_id, "messages": messages})
 
 
 async def page(request: web.Request) -> web.FileResponse:
@@ -160,16 +150,6 @@ async def stream_turn(
     return response
 
 
-async def json_body(request: web.Request) -> Mapping[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValidationFailed.single("body", "is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ValidationFailed.single("body", "must be a JSON object")
-    return body
-
-
 def path_conversation_id(request: web.Request) -> str:
     value = request.match_info["conversation_id"]
     if not _CONVERSATION_ID.fullmatch(value):
@@ -178,9 +158,3 @@ def path_conversation_id(request: web.Request) -> str:
             "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
         )
     return value
-
-
-def error_response(exc: Igny8Error) -> web.Response:
-    """The API's error envelope, built here too so these routes answer the same without the app's
-    error middleware (in tests that mount them alone)."""
-    return web.json_response({"success": False, "error": exc.to_dict()}, status=exc.http_status)

@@ -11,7 +11,7 @@ from storage.tenancy import TenantContext
 DB = web.AppKey("db", Database)
 CONVERSATIONS = web.AppKey("conversations", Conversations)
 # Set on every authenticated request by the auth middleware; handlers never build a tenant themselves.
-TENANT = "caller_tenant"
+TENANT = web.RequestKey("caller_tenant", TenantContext)
 
 
 def tenant_of(request: web.Request) -> TenantContext:

@@ -25,7 +25,7 @@ from tools.common import Page
 SPEC_PATH = "/api/v1/openapi.json"
 DOCS_PATH = "/api/v1/docs"
 REF = "#/components/schemas/{model}"
-SPEC = web.AppKey("igny8_openapi_spec", dict)
+SPEC = web.AppKey("igny8_openapi_spec", dict)  # a cache: filled on first request
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -372,9 +372,10 @@ def build_spec() -> dict[str, Any]:
 
 
 def spec_of(app: web.Application) -> dict[str, Any]:
-    if SPEC not in app:
-        app[SPEC] = build_spec()
-    return app[SPEC]
+    cache = app[SPEC]
+    if "spec" not in cache:
+        cache["spec"] = build_spec()
+    return cache["spec"]
 
 
 # --- handlers -------------------------------------------------------------------------------------
@@ -423,5 +424,6 @@ def render_docs(spec: dict[str, Any]) -> str:
 
 
 def setup_openapi(app: web.Application) -> None:
+    app[SPEC] = {}
     app.router.add_get(SPEC_PATH, openapi_json, name="openapi")
     app.router.add_get(DOCS_PATH, docs_page, name="docs")

@@ -292,7 +292,7 @@ async def request_args(request: web.Request, route: ActionRoute) -> tuple[dict[s
     else:
         args = multi_args(query, model, skip_empty=True)
     if CONFIRM not in model.model_fields and CONFIRM in args:
-        confirmed = confirmed or _truthy(args.pop(CONFIRM))
+        confirmed = _truthy(args.pop(CONFIRM)) or confirmed
     return merge_path(args, request.match_info, route.path_params), confirmed
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.runner import AgentEvent
+from bots.http.rest import STREAMING
 from storage.exceptions import Igny8Error
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,10 @@ def frame(data: Any, event: str | None = None) -> bytes:
 
 
 async def open_stream(request: web.Request, headers: dict[str, str] | None = None) -> web.StreamResponse:
+    """Send the headers. From here on the error middleware must not answer with an envelope: the
+    status line is gone, so a failure can only cut the stream (``STREAMING`` tells it so)."""
     response = web.StreamResponse(headers={**SSE_HEADERS, **(headers or {})})
+    request[STREAMING] = True
     await response.prepare(request)
     return response
 

@@ -32,13 +32,46 @@ function el(tag, props = {}, ...children) {
 
 class AuthError extends Error {}
 
-async function api(path, { method = "GET", body } = {}) {
+async function api(path, { method = "GET", body } = {}, retried = false) {
   const headers = { Accept: "application/json" };
   if (state.auth) headers.Authorization = `Bearer ${state.auth.value}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  if (response.status === 401) throw new AuthError("Your key or session is not valid any more.");
+  if (response.status === 401) {
+    // Access tokens live 15 minutes: trade the refresh token for a new pair once, then retry.
+    if (!retried && state.auth && state.auth.refresh && (await refreshToken())) return api(path, { method, body }, true);
+    throw new AuthError("That key or session was not accepted (wrong, revoked or expired).");
+  }
   return response;
+}
+
+let refreshing = null; // one refresh at a time, however many requests hit the expiry together
+
+function refreshToken() {
+  refreshing = refreshing || (async () => {
+    try {
+      const response = await fetch("/api/v1/auth/token/refresh/", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ refresh: state.auth.refresh }),
+      });
+      if (!response.ok) return false;
+      const pair = (await response.json()).data || {};
+      if (!pair.access) return false;
+      saveAuth({ kind: "token", value: pair.access, refresh: pair.refresh || state.auth.refresh });
+      return true;
+    } catch {
+      return false;
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+function saveAuth(auth) {
+  state.auth = auth;
+  localStorage.setItem(STORE.auth, JSON.stringify(auth));
 }
 
 async function envelope(response) {
@@ -106,8 +139,7 @@ function renderMarkdown(text) {
 // --- transcript ----------------------------------------------------------------------------------------
 
 function scrollDown() {
-  const t = $("transcript");
-  t.scrollTop = t.scrollHeight;
+  window.scrollTo(0, document.body.scrollHeight);
 }
 
 function add(node) {
@@ -157,7 +189,8 @@ const handlers = {
     note(`→ ${data.action} ${JSON.stringify(data.arguments || {})}`);
   },
   tool_result(data) {
-    note(data.ok ? `${data.action} finished` : `${data.action} failed`, data.ok ? "ok" : "failed");
+    if (/"rejected":\s*true/.test(data.content || "")) note(`${data.action} not run: you said no`, "skipped");
+    else note(data.ok ? `${data.action} finished` : `${data.action} failed`, data.ok ? "ok" : "failed");
   },
   confirm(data) {
     state.bubble = null;
@@ -209,18 +242,20 @@ function jobRow(data) {
 }
 
 function confirmCard(ask) {
-  const args = JSON.stringify(ask.arguments || {}, null, 2);
+  const args = JSON.stringify(ask.arguments || {});
   const editor = el("textarea", { rows: "4", hidden: "" });
-  editor.value = args;
+  editor.value = JSON.stringify(ask.arguments || {}, null, 2);
   const outcome = el("div", { class: "outcome" });
   const buttons = [];
   const decide = async (decision) => {
     let body = { decision };
-    if (decision === "approve" && !editor.hidden && editor.value.trim() !== args.trim()) {
-      try { body = { decision: "edit", arguments: JSON.parse(editor.value) }; } catch {
+    if (decision === "approve" && !editor.hidden) {
+      let edited;
+      try { edited = JSON.parse(editor.value); } catch {
         outcome.textContent = "The arguments are not valid JSON.";
         return;
       }
+      if (JSON.stringify(edited) !== args) body = { decision: "edit", arguments: edited };
     }
     buttons.forEach((b) => { b.disabled = true; });
     editor.disabled = true;
@@ -322,12 +357,24 @@ async function loadSites() {
   await loadSectors();
 }
 
+let sectorsRequest = 0;
+
 async function loadSectors() {
+  // Answers can arrive out of order when the site changes quickly: only the latest request may fill
+  // the list, else a sector of another site would be sent with this one.
+  const request = ++sectorsRequest;
   const site = $("site").value;
-  if (!site) return fillSelect($("sector"), [], null);
-  const page = await envelope(await api(`/api/v1/auth/sectors/?site_id=${encodeURIComponent(site)}&page_size=100`));
-  fillSelect($("sector"), page.results || [], localStorage.getItem(STORE.sector));
-  localStorage.setItem(STORE.sector, $("sector").value);
+  $("sector").disabled = true;
+  let sectors = [];
+  if (site) {
+    const page = await envelope(await api(`/api/v1/auth/sectors/?site_id=${encodeURIComponent(site)}&page_size=100`));
+    sectors = page.results || [];
+  }
+  if (request !== sectorsRequest) return;
+  fillSelect($("sector"), sectors, localStorage.getItem(`${STORE.sector}.${site}`));
+  $("sector").dataset.site = site;
+  $("sector").disabled = false;
+  localStorage.setItem(`${STORE.sector}.${site}`, $("sector").value);
 }
 
 async function loadHistory() {
@@ -365,7 +412,9 @@ async function enter() {
 
 function signOut(reason = "") {
   state.auth = null;
+  state.conversation = null;
   localStorage.removeItem(STORE.auth);
+  localStorage.removeItem(STORE.conversation);
   $("chat").hidden = true;
   $("context").hidden = true;
   $("login").hidden = false;
@@ -375,8 +424,7 @@ function signOut(reason = "") {
 
 async function signInWithKey(event) {
   event.preventDefault();
-  state.auth = { kind: "key", value: $("api-key").value.trim() };
-  localStorage.setItem(STORE.auth, JSON.stringify(state.auth));
+  saveAuth({ kind: "key", value: $("api-key").value.trim() });
   await enter();
 }
 
@@ -392,8 +440,7 @@ async function signInWithPassword(event) {
     const data = await envelope(response);
     const token = data && (data.access || data.access_token || data.token);
     if (!token) throw new Error("The server did not return an access token.");
-    state.auth = { kind: "token", value: token };
-    localStorage.setItem(STORE.auth, JSON.stringify(state.auth));
+    saveAuth({ kind: "token", value: token, refresh: data.refresh || data.refresh_token || null });
     await enter();
   } catch (error) {
     $("login-error").textContent = error.message;
@@ -430,7 +477,7 @@ document.addEventListener("DOMContentLoaded", () => {
     localStorage.setItem(STORE.site, $("site").value);
     loadSectors().catch((e) => note(e.message, "error"));
   });
-  $("sector").addEventListener("change", () => localStorage.setItem(STORE.sector, $("sector").value));
+  $("sector").addEventListener("change", () => localStorage.setItem(`${STORE.sector}.${$("site").value}`, $("sector").value));
   $("new-chat").addEventListener("click", newChat);
   $("sign-out").addEventListener("click", () => signOut());
   if (state.auth) enter();
