@@ -435,3 +435,11 @@ async def test_concurrent_requests_of_two_tenants_stay_apart(
     answers = await asyncio.gather(*(listing(k) for k in [side.tenant.api_key, other.api_key] * 10))
     assert all("theirs only" not in a for a in answers[0::2])
     assert all(side.tag not in a and "theirs only" in a for a in answers[1::2])
+
+
+async def test_unknown_industry_is_a_field_error_not_a_server_error(tenants):
+    from storage.exceptions import ValidationFailed
+
+    t = await tenants.create()
+    with pytest.raises(ValidationFailed, match="industry_id"):
+        await t.run("sites.create", name="x", industry_id=999_999)

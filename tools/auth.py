@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.exceptions import PermissionDenied, ValidationFailed
-from storage.models import Account, Plan, Role, Sector, Site, SiteUserAccess, User
+from storage.models import Account, Industry, Plan, Role, Sector, Site, SiteUserAccess, User
 from tools import billing
 from tools.accounts import IssuedKey, issue_api_key, slugify
 from tools.common import (
@@ -141,6 +141,11 @@ async def get_site(ctx: ActionContext, params: IdInput) -> SiteOut:
     return _site_out(site, await ctx.session.scalar(select(ACTIVE_SECTORS).where(Site.id == site.id)) or 0)
 
 
+async def _check_industry(ctx: ActionContext, industry_id: int | None) -> None:
+    if industry_id is not None and await ctx.session.get(Industry, industry_id) is None:
+        raise ValidationFailed.single("industry_id", f"industry {industry_id} not found")
+
+
 @action(
     "sites.create",
     module=MODULE,
@@ -149,6 +154,7 @@ async def get_site(ctx: ActionContext, params: IdInput) -> SiteOut:
     route=Route("POST", "auth/sites/"),
 )
 async def create_site(ctx: ActionContext, params: SiteCreate) -> SiteOut:
+    await _check_industry(ctx, params.industry_id)
     await billing.ensure_within_plan(ctx.session, "sites", 1)
     slug = slugify(params.slug or params.name)
     if await ctx.session.scalar(
@@ -171,6 +177,7 @@ async def create_site(ctx: ActionContext, params: SiteCreate) -> SiteOut:
 )
 async def update_site(ctx: ActionContext, params: SiteUpdate) -> SiteOut:
     site = await get_or_404(ctx.session, Site, params.id)
+    await _check_industry(ctx, params.industry_id)
     apply_changes(
         site,
         params.model_dump(exclude={"id"}, exclude_unset=True),
