@@ -88,6 +88,15 @@ async def get_or_404(session: AsyncSession, model: type[M], ident: int) -> M:
     return obj
 
 
+async def all_visible(session: AsyncSession, model: type[M], ids: Sequence[int], field: str) -> dict[int, M]:
+    """Rows by id; an id that is missing — or another tenant's, which looks the same — fails naming
+    ``field``."""
+    found = {row.id: row for row in (await session.scalars(select(model).where(model.id.in_(ids)))).all()}
+    if missing := set(ids) - found.keys():
+        raise ValidationFailed.single(field, f"{model.__name__} not found: {sorted(missing)[:10]}")
+    return found
+
+
 def filtered(
     model: type[Base],
     params: PageInput,

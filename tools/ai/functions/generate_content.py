@@ -13,7 +13,7 @@ from storage.models import Cluster, Content, ContentIdea, Keyword, Task, cluster
 from tools import billing
 from tools.ai.engine import AIFunction, AIInput, AIRunResult, RunContext, Saved, run_ai_function
 from tools.ai.offline import template_article
-from tools.common import site_sector_names
+from tools.common import all_visible, site_sector_names
 from tools.registry import ActionContext, Route, action
 from tools.writer.html import normalize_content, sanitize_html, word_count
 
@@ -56,11 +56,7 @@ class GenerateContent(AIFunction[TaskSnapshot, ArticleDraft]):
     async def prepare(
         self, session: AsyncSession, params: GenerateContentInput, run: RunContext
     ) -> list[TaskSnapshot]:
-        tasks = {
-            t.id: t for t in (await session.scalars(select(Task).where(Task.id.in_(params.task_ids)))).all()
-        }
-        if missing := set(params.task_ids) - tasks.keys():
-            raise ValidationFailed.single("task_ids", f"task(s) not found: {sorted(missing)}")
+        tasks = await all_visible(session, Task, params.task_ids, "task_ids")
         written = set(
             (await session.scalars(select(Content.task_id).where(Content.task_id.in_(tasks)))).all()
         )

@@ -8,12 +8,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.exceptions import ValidationFailed
 from storage.models import Cluster, ContentIdea, ContentStructure, ContentType, Keyword, cluster_keywords
 from tools import billing
 from tools.ai.engine import AIFunction, AIInput, AIRunResult, RunContext, Saved, run_ai_function
 from tools.ai.offline import template_ideas
-from tools.common import site_sector_names
+from tools.common import all_visible, site_sector_names
 from tools.registry import ActionContext, Route, action
 
 
@@ -57,12 +56,7 @@ class GenerateIdeas(AIFunction[ClusterSnapshot, IdeaPlan]):
     async def prepare(
         self, session: AsyncSession, params: GenerateIdeasInput, run: RunContext
     ) -> list[ClusterSnapshot]:
-        clusters = {
-            c.id: c
-            for c in (await session.scalars(select(Cluster).where(Cluster.id.in_(params.cluster_ids)))).all()
-        }
-        if missing := set(params.cluster_ids) - clusters.keys():
-            raise ValidationFailed.single("cluster_ids", f"cluster(s) not found: {sorted(missing)}")
+        clusters = await all_visible(session, Cluster, params.cluster_ids, "cluster_ids")
         await billing.ensure_within_plan(session, "ideas", len(clusters) * params.ideas_per_cluster)
         rows = (
             await session.execute(

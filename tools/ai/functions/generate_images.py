@@ -9,7 +9,6 @@ from pathlib import Path
 
 import aiohttp
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.exceptions import ValidationFailed
@@ -19,6 +18,7 @@ from tools import billing
 from tools.ai.engine import AIFunction, AIInput, AIRunResult, RunContext, Saved, run_ai_function
 from tools.ai.offline import OFFLINE_MODEL, placeholder_png, template_image_prompts
 from tools.ai.providers.base import ProviderError, Usage
+from tools.common import all_visible
 from tools.registry import ActionContext, Route, action
 from tools.writer.html import html_text
 
@@ -68,12 +68,7 @@ class GenerateImagePrompts(AIFunction[ContentSnapshot, ImagePromptPlan]):
     async def prepare(
         self, session: AsyncSession, params: ImagePromptsInput, run: RunContext
     ) -> list[ContentSnapshot]:
-        found = {
-            c.id: c
-            for c in (await session.scalars(select(Content).where(Content.id.in_(params.content_ids)))).all()
-        }
-        if missing := set(params.content_ids) - found.keys():
-            raise ValidationFailed.single("content_ids", f"content not found: {sorted(missing)}")
+        found = await all_visible(session, Content, params.content_ids, "content_ids")
         return [
             ContentSnapshot(
                 c.id,
@@ -173,12 +168,7 @@ class GenerateImages(AIFunction[ImageJob, StoredImage]):
     async def prepare(
         self, session: AsyncSession, params: GenerateImagesInput, run: RunContext
     ) -> list[ImageJob]:
-        found = {
-            i.id: i
-            for i in (await session.scalars(select(Image).where(Image.id.in_(params.image_ids)))).all()
-        }
-        if missing := set(params.image_ids) - found.keys():
-            raise ValidationFailed.single("image_ids", f"image(s) not found: {sorted(missing)}")
+        found = await all_visible(session, Image, params.image_ids, "image_ids")
         if blank := [i for i in found.values() if not i.prompt.strip()]:
             raise ValidationFailed.single("image_ids", f"image {blank[0].id} has no prompt; write one first")
         await billing.ensure_within_plan(session, "images", len(found))
