@@ -21,6 +21,7 @@ from tools.common import (
     Page,
     PageInput,
     apply_changes,
+    delete_one,
     get_or_404,
     order_by,
     paginate,
@@ -196,8 +197,7 @@ async def update_site(ctx: ActionContext, params: SiteUpdate) -> SiteOut:
     route=Route("DELETE", "auth/sites/{id}/"),
 )
 async def delete_site(ctx: ActionContext, params: IdInput) -> BulkResult:
-    await ctx.session.delete(await get_or_404(ctx.session, Site, params.id))
-    return BulkResult(requested=1, affected=1)
+    return await delete_one(ctx.session, Site, params.id)
 
 
 # --- sectors -----------------------------------------------------------------------------------
@@ -315,8 +315,7 @@ async def update_sector(ctx: ActionContext, params: SectorUpdate) -> SectorOut:
     route=Route("DELETE", "auth/sectors/{id}/"),
 )
 async def delete_sector(ctx: ActionContext, params: IdInput) -> BulkResult:
-    await ctx.session.delete(await get_or_404(ctx.session, Sector, params.id))
-    return BulkResult(requested=1, affected=1)
+    return await delete_one(ctx.session, Sector, params.id)
 
 
 # --- users and site access ---------------------------------------------------------------------

@@ -97,6 +97,12 @@ async def all_visible(session: AsyncSession, model: type[M], ids: Sequence[int],
     return found
 
 
+async def delete_one(session: AsyncSession, model: type[Base], ident: int) -> BulkResult:
+    """Delete one visible row (404 otherwise), the body of every ``*.delete`` action."""
+    await session.delete(await get_or_404(session, model, ident))
+    return BulkResult(requested=1, affected=1)
+
+
 def filtered(
     model: type[Base],
     params: PageInput,

@@ -31,6 +31,7 @@ from tools.common import (
     Page,
     PageInput,
     apply_changes,
+    delete_one,
     get_or_404,
     order_by,
     paginate,
@@ -317,8 +318,7 @@ async def update_author_profile(ctx: ActionContext, params: AuthorProfileUpdate)
     route=Route("DELETE", "system/author-profiles/{id}/"),
 )
 async def delete_author_profile(ctx: ActionContext, params: IdInput) -> BulkResult:
-    await ctx.session.delete(await get_or_404(ctx.session, AuthorProfile, params.id))
-    return BulkResult(requested=1, affected=1)
+    return await delete_one(ctx.session, AuthorProfile, params.id)
 
 
 # --- strategies --------------------------------------------------------------------------------
@@ -421,8 +421,7 @@ async def update_strategy(ctx: ActionContext, params: StrategyUpdate) -> Strateg
     route=Route("DELETE", "system/strategies/{id}/"),
 )
 async def delete_strategy(ctx: ActionContext, params: IdInput) -> BulkResult:
-    await ctx.session.delete(await get_or_404(ctx.session, Strategy, params.id))
-    return BulkResult(requested=1, affected=1)
+    return await delete_one(ctx.session, Strategy, params.id)
 
 
 # --- connection tests --------------------------------------------------------------------------

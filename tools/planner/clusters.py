@@ -21,6 +21,7 @@ from tools.common import (
     Page,
     PageInput,
     apply_changes,
+    delete_one,
     get_or_404,
     order_by,
     paginate,
@@ -220,5 +221,4 @@ async def update_cluster(ctx: ActionContext, params: ClusterUpdate) -> ClusterOu
     route=Route("DELETE", "planner/clusters/{id}/"),
 )
 async def delete_cluster(ctx: ActionContext, params: IdInput) -> BulkResult:
-    await ctx.session.delete(await get_or_404(ctx.session, Cluster, params.id))
-    return BulkResult(requested=1, affected=1)
+    return await delete_one(ctx.session, Cluster, params.id)

@@ -16,6 +16,7 @@ from tools.common import (
     Page,
     PageInput,
     apply_changes,
+    delete_one,
     filtered,
     get_or_404,
     order_by,
@@ -148,5 +149,4 @@ async def update_idea(ctx: ActionContext, params: IdeaUpdate) -> IdeaOut:
     route=Route("DELETE", "planner/ideas/{id}/"),
 )
 async def delete_idea(ctx: ActionContext, params: IdInput) -> BulkResult:
-    await ctx.session.delete(await get_or_404(ctx.session, ContentIdea, params.id))
-    return BulkResult(requested=1, affected=1)
+    return await delete_one(ctx.session, ContentIdea, params.id)

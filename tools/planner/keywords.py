@@ -23,6 +23,7 @@ from tools.common import (
     Page,
     PageInput,
     apply_changes,
+    delete_one,
     get_or_404,
     order_by,
     paginate,
@@ -274,8 +275,7 @@ async def update_keyword(ctx: ActionContext, params: KeywordUpdate) -> KeywordOu
     route=Route("DELETE", "planner/keywords/{id}/"),
 )
 async def delete_keyword(ctx: ActionContext, params: IdInput) -> BulkResult:
-    await ctx.session.delete(await get_or_404(ctx.session, Keyword, params.id))
-    return BulkResult(requested=1, affected=1)
+    return await delete_one(ctx.session, Keyword, params.id)
 
 
 async def visible_ids(session: AsyncSession, model: type[Keyword], ids: list[int]) -> set[int]:

@@ -21,6 +21,7 @@ from tools.common import (
     Page,
     PageInput,
     apply_changes,
+    delete_one,
     filtered,
     get_or_404,
     order_by,
@@ -230,5 +231,4 @@ async def update_content(ctx: ActionContext, params: ContentUpdate) -> ContentOu
     route=Route("DELETE", "writer/content/{id}/"),
 )
 async def delete_content(ctx: ActionContext, params: IdInput) -> BulkResult:
-    await ctx.session.delete(await get_or_404(ctx.session, Content, params.id))
-    return BulkResult(requested=1, affected=1)
+    return await delete_one(ctx.session, Content, params.id)

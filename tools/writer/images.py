@@ -16,6 +16,7 @@ from tools.common import (
     Page,
     PageInput,
     apply_changes,
+    delete_one,
     filtered,
     get_or_404,
     order_by,
@@ -182,5 +183,4 @@ async def update_image(ctx: ActionContext, params: ImageUpdate) -> ImageOut:
     route=Route("DELETE", "writer/images/{id}/"),
 )
 async def delete_image(ctx: ActionContext, params: IdInput) -> BulkResult:
-    await ctx.session.delete(await get_or_404(ctx.session, Image, params.id))
-    return BulkResult(requested=1, affected=1)
+    return await delete_one(ctx.session, Image, params.id)

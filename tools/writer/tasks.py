@@ -22,6 +22,7 @@ from tools.common import (
     Page,
     PageInput,
     apply_changes,
+    delete_one,
     filtered,
     get_or_404,
     order_by,
@@ -277,8 +278,7 @@ async def update_task(ctx: ActionContext, params: TaskUpdate) -> TaskOut:
     route=Route("DELETE", "writer/tasks/{id}/"),
 )
 async def delete_task(ctx: ActionContext, params: IdInput) -> BulkResult:
-    await ctx.session.delete(await get_or_404(ctx.session, Task, params.id))
-    return BulkResult(requested=1, affected=1)
+    return await delete_one(ctx.session, Task, params.id)
 
 
 @action(

@@ -35,6 +35,7 @@ from tools.ai.providers.openai_compat import (
     ConnectionCheck,
     JsonTransport,
     RetryPolicy,
+    TransportClient,
     error_message,
     lookup_price,
 )
@@ -141,7 +142,7 @@ def _is_gpt_image(model: str) -> bool:
     return model.startswith("gpt-image")
 
 
-class OpenAIImages:
+class OpenAIImages(TransportClient):
     """:class:`~tools.ai.providers.base.ImageProvider` over ``POST {base_url}/images/generations``.
 
     ``response_format`` is sent only to DALL·E models: the gpt-image models always return base64
@@ -195,15 +196,6 @@ class OpenAIImages:
 
     def __repr__(self) -> str:
         return f"OpenAIImages(base_url={self.base_url!r}, model={self.model!r})"
-
-    async def aclose(self) -> None:
-        await self.transport.aclose()
-
-    async def __aenter__(self) -> OpenAIImages:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -316,7 +308,7 @@ def _runware_screen(status: int, data: Any, message: str) -> None:
         raise ProviderRejected(f"runware rejected the task: {message}", status=status)
 
 
-class RunwareImages:
+class RunwareImages(TransportClient):
     """:class:`~tools.ai.providers.base.ImageProvider` over Runware's HTTP task API.
 
     One ``POST`` carries a JSON array: an ``authentication`` task with the key, then one
@@ -372,15 +364,6 @@ class RunwareImages:
 
     def __repr__(self) -> str:
         return f"RunwareImages(base_url={self.base_url!r}, model={self.model!r})"
-
-    async def aclose(self) -> None:
-        await self.transport.aclose()
-
-    async def __aenter__(self) -> RunwareImages:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def _auth_task(self) -> dict[str, Any]:
         return {"taskType": "authentication", "apiKey": self._api_key}

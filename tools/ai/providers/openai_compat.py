@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
@@ -572,7 +572,23 @@ def llm_limiter(settings: Any = None) -> RateLimiter:
     return shared_limiter("llm", limits)
 
 
-class OpenAICompatibleChat:
+class TransportClient:
+    """Lifecycle shared by every HTTP provider: closing it closes its transport; usable as
+    ``async with``."""
+
+    transport: JsonTransport
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class OpenAICompatibleChat(TransportClient):
     """:class:`~tools.ai.providers.base.ChatProvider` for any server speaking ``/chat/completions``."""
 
     name = "openai_compat"
@@ -628,15 +644,6 @@ class OpenAICompatibleChat:
 
     def __repr__(self) -> str:
         return f"OpenAICompatibleChat(base_url={self.base_url!r}, model={self.model!r})"
-
-    async def aclose(self) -> None:
-        await self.transport.aclose()
-
-    async def __aenter__(self) -> OpenAICompatibleChat:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # -- raw completions ---------------------------------------------------------------------------
 
