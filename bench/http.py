@@ -6,12 +6,13 @@ Run from the repo root::
                          [--postgres-url URL] [--skip-sqlite] [--skip-postgres]
 
 For each backend (a fresh PostgreSQL ``igny8_bench_<random>`` database, dropped at the end; a temp
-SQLite file) it imports ``--rows`` keywords into one sector, then, in turn and interleaved, serves:
+SQLite file) it imports ``--rows`` keywords into one sector, refreshes the query planner's
+statistics, then, in turn and interleaved, serves:
 
 * ours: the real app (``bots.http.app.create_app``: request id, JSON access log, metrics, auth,
   throttle, the derived route, ``keywords.list`` through ``invoke`` in a tenant-bound transaction,
   pydantic serialisation, the envelope with absolute pagination URLs), called with a JWT access
-  token — and, for reference, with an API key (each use stamps the key's ``last_used_at``);
+  token — and, for reference, with an API key (whose ``last_used_at`` is stamped once a minute);
 * bare: a plain aiohttp handler running the same page query with SQLAlchemy Core on the same
   database (a count and a ``LIMIT 50 OFFSET …`` select of the account's keywords, newest first,
   with the same ORDER BY as ours, and each keyword's cluster ids, as ours answers; rows dumped
@@ -97,6 +98,9 @@ async def populate(url: str, rows: int) -> Workspace:
         result = await invoke("keywords.import_csv", args, db=db, tenant=owner)
         if result.imported != rows:
             raise SystemExit(f"imported {result.imported} of {rows} keywords")
+        # Measure the steady state: fresh statistics, as autovacuum would have within a minute.
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql("ANALYZE igny8_keywords")
         return Workspace(made.account_id, made.user_id, made.api_key, sector.id)
     finally:
         await db.dispose()
@@ -137,7 +141,7 @@ def serve_bare(url: str, port: int, ready: mp.synchronize.Event) -> None:
             stmt = (
                 select(*columns)
                 .where(where)
-                .order_by(table.c.created_at.desc().nulls_last(), table.c.id.desc())
+                .order_by(table.c.created_at.desc(), table.c.id.desc())
                 .limit(size)
                 .offset((page - 1) * size)
             )

@@ -9,18 +9,20 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from pydantic import BaseModel, EmailStr, Field, TypeAdapter
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.exceptions import NotAuthenticated, ValidationFailed
 from storage.models import Account, ApiKey, Plan, Role, SiteUserAccess, User
 from storage.tenancy import TenantContext
+from tools.common import as_utc
 
 API_KEY_PREFIX = "igny8_"
 _hasher = PasswordHasher()
@@ -145,26 +147,32 @@ async def create_account(
         )
 
 
-async def tenant_for_user(session: AsyncSession, user: User) -> TenantContext:
+# The columns that decide who a caller is, read in one joined query per request.
+_TENANT_COLUMNS = (User.id, User.role, User.is_active, User.account_id, Account.status, Account.is_system)
+# A key used every second would otherwise rewrite one row on every request; a minute is precise
+# enough to tell which keys are in use.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+async def _tenant_of(session: AsyncSession, row: Row[Any]) -> TenantContext:
     """The seed's access rules: owners/admins reach every site, editors/viewers their grants."""
-    if not user.is_active:
+    if not row.is_active:
         raise NotAuthenticated("This user is deactivated.")
-    account = await session.get(Account, user.account_id)
-    if account is None or account.status in ("suspended", "cancelled"):
+    if row.status in ("suspended", "cancelled"):
         raise NotAuthenticated("This account is not active.")
-    role = Role(user.role)
+    role = Role(row.role)
     site_ids: frozenset[int] | None = None
     if role in (Role.EDITOR, Role.VIEWER):
         granted = await session.scalars(
-            select(SiteUserAccess.site_id).where(SiteUserAccess.user_id == user.id)
+            select(SiteUserAccess.site_id).where(SiteUserAccess.user_id == row.id)
         )
         site_ids = frozenset(granted.all())
     return TenantContext(
-        account_id=account.id,
-        user_id=user.id,
+        account_id=row.account_id,
+        user_id=row.id,
         role=role,
         site_ids=site_ids,
-        is_system_account=account.is_system,
+        is_system_account=row.is_system,
     )
 
 
@@ -172,19 +180,27 @@ async def authenticate_api_key(db: Database, key: str | None) -> TenantContext:
     if not key:
         raise NotAuthenticated("An API key is required (--api-key or IGNY8_API_KEY).")
     async with db.transaction(TenantContext.system()) as session:
-        row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(key.strip())))
+        row = (
+            await session.execute(
+                select(ApiKey.id.label("key_id"), ApiKey.revoked_at, ApiKey.last_used_at, *_TENANT_COLUMNS)
+                .join(User, User.id == ApiKey.user_id)
+                .join(Account, Account.id == User.account_id)
+                .where(ApiKey.key_hash == hash_api_key(key.strip()))
+            )
+        ).first()
         if row is None or row.revoked_at is not None:
             raise NotAuthenticated("This API key is not valid or has been revoked.")
-        row.last_used_at = datetime.now(UTC)
-        user = await session.get(User, row.user_id)
-        if user is None:
-            raise NotAuthenticated("This API key's user no longer exists.")
-        return await tenant_for_user(session, user)
+        tenant = await _tenant_of(session, row)
+        now = datetime.now(UTC)
+        if row.last_used_at is None or now - as_utc(row.last_used_at) >= LAST_USED_RESOLUTION:
+            await session.execute(update(ApiKey).where(ApiKey.id == row.key_id).values(last_used_at=now))
+        return tenant
 
 
 async def tenant_for_user_id(db: Database, user_id: int) -> TenantContext:
     async with db.transaction(TenantContext.system()) as session:
-        user = await session.get(User, user_id)
-        if user is None:
+        stmt = select(*_TENANT_COLUMNS).join(Account, Account.id == User.account_id)
+        row = (await session.execute(stmt.where(User.id == user_id))).first()
+        if row is None:
             raise NotAuthenticated(f"user {user_id} not found")
-        return await tenant_for_user(session, user)
+        return await _tenant_of(session, row)

@@ -18,6 +18,7 @@ from tools.registry import ActionInput
 
 M = TypeVar("M", bound=Base)
 T = TypeVar("T")
+U = TypeVar("U")
 
 MAX_PAGE_SIZE = 500
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -72,6 +73,11 @@ class Page(BaseModel, Generic[T]):
     next: int | None = Field(description="Next page number, if any")
     previous: int | None = Field(description="Previous page number, if any")
     results: list[T]
+
+    def map(self, convert: Callable[[T], U]) -> Page[U]:
+        """The same page with each result converted (rows read first, outputs built after)."""
+        fields = {name: getattr(self, name) for name in Page.model_fields if name != "results"}
+        return Page(**fields, results=[convert(row) for row in self.results])
 
 
 class BulkResult(BaseModel):
@@ -130,7 +136,8 @@ def order_by(
     """Order by one allowed field, unknown (NULL) values last in both directions on every backend.
 
     SQLite puts NULLs first and PostgreSQL last when ascending, so without ``NULLS LAST`` the same
-    request would page differently on each; the tiebreak keeps pages stable.
+    request would page differently on each; the tiebreak keeps pages stable. A NOT NULL column
+    is ordered plainly, so an index on (…, column DESC, id DESC) can serve the page.
     """
     key = ordering or default
     descending = key.startswith("-")
@@ -140,7 +147,9 @@ def order_by(
             "ordering", f"cannot order by {key!r}; use one of {', '.join(sorted(allowed))} (prefix '-')"
         )
     expr = column.desc() if descending else column.asc()
-    return stmt.order_by(expr.nulls_last(), tiebreak.desc() if descending else tiebreak.asc())
+    if column.expression.nullable:
+        expr = expr.nulls_last()
+    return stmt.order_by(expr, tiebreak.desc() if descending else tiebreak.asc())
 
 
 async def paginate(
@@ -152,7 +161,9 @@ async def paginate(
     total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     offset = (params.page - 1) * params.page_size
     rows: Sequence[Any] = (await session.execute(stmt.offset(offset).limit(params.page_size))).all()
-    return Page[T](
+    # Unparametrised on purpose: pydantic keeps ``Page[T]`` classes in a weak cache, so building
+    # one per request can mean re-creating the class per request.
+    return Page(
         count=total,
         page=params.page,
         page_size=params.page_size,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.models.base import Base, PrimaryKey, SiteSectorScoped
@@ -82,6 +82,11 @@ class Keyword(SiteSectorScoped, Base):
     clusters: Mapped[list[Cluster]] = relationship(
         secondary=cluster_keywords, back_populates="keywords", lazy="selectin"
     )
+
+
+# The default listing (newest first) reads a page straight off this index instead of sorting
+# every keyword of the account for each page.
+Index("ix_igny8_keywords_listing", Keyword.account_id, Keyword.created_at.desc(), Keyword.id.desc())
 
 
 class Cluster(SiteSectorScoped, Base):
