@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(default=None, description="CLI default API key")
     data_dir: Path = DEFAULT_DATA_DIR
     max_upload_bytes: int = 20 * 1024 * 1024
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        description="Proxies whose X-Forwarded-Proto/Host/For headers are believed (comma list, or *)",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 from yarl import URL
 
@@ -301,6 +302,33 @@ async def test_pagination_links_are_absolute_urls(http: TestClient, tenants: Ten
     assert last.data["next"] is None and len(last.data["results"]) == 1
 
 
+PROXIED = {
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "api.example.com",
+    "X-Forwarded-For": "203.0.113.9",
+}
+KEYWORDS_PATH = "/api/v1/planner/keywords/"
+
+
+async def test_pagination_links_follow_a_trusted_proxy(db: Database, tenants: TenantFactory) -> None:
+    t = await tenants.create()
+    await t.keywords("one", "two", "three")
+    params = {"page_size": "1", "sector_id": str(t.sector_id)}
+    headers = {**api_key(t.api_key), **PROXIED}
+    async with client_for(db) as behind_proxy:  # the test client calls from 127.0.0.1, trusted by default
+        with capture_logs() as logs:
+            page = await send(behind_proxy, "GET", KEYWORDS_PATH, params=params, headers=headers)
+    assert page.data["next"].startswith("https://api.example.com/api/v1/planner/keywords/?")
+    assert [e["remote"] for e in logs if e["event"] == "request"] == ["203.0.113.9"]
+    async with client_for(db, settings=Settings(forwarded_allow_ips="10.0.0.1")) as direct:
+        page = await send(direct, "GET", KEYWORDS_PATH, params=params, headers=headers)
+        assert page.data["next"].startswith(str(direct.make_url(KEYWORDS_PATH)))
+    spoofed = {**headers, "X-Forwarded-Host": "evil.example/path?x=", "X-Forwarded-Proto": "javascript"}
+    async with client_for(db) as behind_proxy:
+        page = await send(behind_proxy, "GET", KEYWORDS_PATH, params=params, headers=spoofed)
+        assert page.data["next"].startswith(str(behind_proxy.make_url(KEYWORDS_PATH)))
+
+
 async def test_query_strings_are_coerced_by_the_input_model(http: TestClient, tenants: TenantFactory) -> None:
     t = await tenants.create()
     await t.keywords("low", volume=5)
@@ -421,6 +449,39 @@ async def test_health_readiness_and_metrics(http: TestClient, side: Side) -> Non
     assert metrics.status == 200
     assert 'route="/api/v1/planner/keywords/{id}/"' in metrics.body
     assert "igny8_http_request_duration_seconds_bucket" in metrics.body
+
+
+def _sample(body: str, name: str, **labels: str) -> float:
+    """One sample's value from a Prometheus text exposition (0 when the series does not exist yet)."""
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+async def test_metrics_count_ai_calls_credits_and_jobs_as_the_ledger_does(
+    http: TestClient, tenants: TenantFactory
+) -> None:
+    t = await tenants.create()
+    ids = await t.keywords("running shoes", "trail running shoes", "road running shoes")
+    before = (await send(http, "GET", "/metrics")).body
+    body = {"site_id": t.site_id, "sector_id": t.sector_id, "keyword_ids": ids}
+    run = await send(
+        http, "POST", "/api/v1/planner/keywords/auto_cluster/", json=body, headers=api_key(t.api_key)
+    )
+    assert run.status == 200, run.body
+    after = (await send(http, "GET", "/metrics")).body
+
+    def grew(name: str, **labels: str) -> float:
+        return _sample(after, name, **labels) - _sample(before, name, **labels)
+
+    charged = run.data["credits_used"]
+    assert charged > 0
+    assert grew("igny8_credits_spent_total", operation="clustering") == charged
+    assert grew("igny8_ai_calls_total", function="auto_cluster", outcome="ok") == 1
+    assert grew("igny8_jobs_total", action="keywords.auto_cluster", outcome="ok") == 1
+    assert _sample(after, "igny8_jobs_running", action="keywords.auto_cluster") == 0
 
 
 async def test_concurrent_requests_of_two_tenants_stay_apart(

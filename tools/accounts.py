@@ -22,7 +22,6 @@ from storage.db import Database
 from storage.exceptions import NotAuthenticated, ValidationFailed
 from storage.models import Account, ApiKey, Plan, Role, SiteUserAccess, User
 from storage.tenancy import TenantContext
-from tools.common import as_utc
 
 API_KEY_PREFIX = "igny8_"
 _hasher = PasswordHasher()
@@ -192,7 +191,7 @@ async def authenticate_api_key(db: Database, key: str | None) -> TenantContext:
             raise NotAuthenticated("This API key is not valid or has been revoked.")
         tenant = await _tenant_of(session, row)
         now = datetime.now(UTC)
-        if row.last_used_at is None or now - as_utc(row.last_used_at) >= LAST_USED_RESOLUTION:
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
             await session.execute(update(ApiKey).where(ApiKey.id == row.key_id).values(last_used_at=now))
         return tenant
 

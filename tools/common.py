@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -28,21 +27,10 @@ MAX_ID = 2**63 - 1  # ids are BIGINT (SQLite: 64-bit INTEGER); a bigger number i
 ObjectId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands timezone-aware columns back naive (they hold UTC); PostgreSQL uses its session zone."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 class ObjectOut(BaseModel):
-    """Base for outputs read straight off ORM rows."""
+    """Base for outputs read straight off ORM rows (their timestamps already UTC: ``UTCDateTime``)."""
 
     model_config = ConfigDict(from_attributes=True)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _utc(cls, value: Any) -> Any:
-        """Every backend answers in UTC, so callers can compare timestamps from any action."""
-        return as_utc(value) if isinstance(value, datetime) else value
 
 
 class IdInput(ActionInput):
@@ -147,7 +135,7 @@ def order_by(
             "ordering", f"cannot order by {key!r}; use one of {', '.join(sorted(allowed))} (prefix '-')"
         )
     expr = column.desc() if descending else column.asc()
-    if column.expression.nullable:
+    if getattr(column.expression, "nullable", True):  # computed values (counts, sums) may be NULL
         expr = expr.nulls_last()
     return stmt.order_by(expr, tiebreak.desc() if descending else tiebreak.asc())
 
@@ -158,9 +146,14 @@ async def paginate(
     params: PageInput,
     to_out: Callable[[Any], T],
 ) -> Page[T]:
-    total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    """One page of ``stmt`` and the total, in one round trip: the total rides along as an
+    uncorrelated subquery (evaluated once) in an extra last column, which ``to_out`` never sees.
+    Only a page past the end, which has no row to carry it, counts separately."""
+    count = select(func.count()).select_from(stmt.order_by(None).subquery())
     offset = (params.page - 1) * params.page_size
-    rows: Sequence[Any] = (await session.execute(stmt.offset(offset).limit(params.page_size))).all()
+    page = stmt.add_columns(count.scalar_subquery()).offset(offset).limit(params.page_size)
+    rows: Sequence[Any] = (await session.execute(page)).all()
+    total = rows[0][-1] if rows else (await session.scalar(count) or 0) if offset else 0
     # Unparametrised on purpose: pydantic keeps ``Page[T]`` classes in a weak cache, so building
     # one per request can mean re-creating the class per request.
     return Page(
@@ -169,7 +162,7 @@ async def paginate(
         page_size=params.page_size,
         next=params.page + 1 if offset + len(rows) < total else None,
         previous=params.page - 1 if params.page > 1 else None,
-        results=[to_out(row) for row in rows],
+        results=[to_out(row[:-1]) for row in rows],
     )
 
 

@@ -26,6 +26,7 @@ from storage.exceptions import (
 )
 from storage.models import Role
 from storage.tenancy import TenantContext
+from tools import telemetry
 
 ALL_ROLES = frozenset(Role)
 WRITE_ROLES = ALL_ROLES - {Role.VIEWER}
@@ -243,7 +244,9 @@ async def invoke(
     if act.long:
         # Long actions call models between database steps; they commit each step themselves
         # (``ctx.session.begin()``) so no transaction stays open across a network call.
-        async with db.session(tenant) as session:
-            return await act.handler(ActionContext(act.name, tenant, session, db, progress, chunks), params)
+        with telemetry.job(act.name):
+            async with db.session(tenant) as session:
+                ctx = ActionContext(act.name, tenant, session, db, progress, chunks)
+                return await act.handler(ctx, params)
     async with db.transaction(tenant) as session:
         return await act.handler(ActionContext(act.name, tenant, session, db, progress, chunks), params)

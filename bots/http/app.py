@@ -2,6 +2,9 @@
 
 Middlewares, outermost first, one concern each:
 
+0. ``forwarded`` — behind a trusted proxy (``IGNY8_FORWARDED_ALLOW_IPS``), the request takes the
+   client's scheme, host and address from ``X-Forwarded-Proto/Host/For``, so absolute URLs
+   (pagination links) point where the client called and logs name the real client.
 1. ``context`` — a request id (the caller's ``X-Request-ID`` if sane, else a new one, echoed back),
    one JSON access-log line and the Prometheus observation per request. It logs method, route,
    status, timing and who (account/user ids) — never headers, bodies or query strings, so no token,
@@ -105,6 +108,33 @@ LIMITER = web.AppKey("igny8_write_limiter", TokenBuckets)
 
 
 # --- middlewares ------------------------------------------------------------------------------------
+
+
+_SANE_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
+
+
+def _first(value: str | None) -> str:
+    """The client-side entry of a comma-separated forwarding header (the leftmost)."""
+    return (value or "").split(",", 1)[0].strip()
+
+
+def forwarded_middleware(allow_ips: str) -> Callable[..., Awaitable[web.StreamResponse]]:
+    trusted = {ip.strip() for ip in allow_ips.split(",") if ip.strip()}
+
+    @web.middleware
+    async def forwarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if "*" not in trusted and request.remote not in trusted:
+            return await handler(request)
+        changes: dict[str, str] = {}
+        if (scheme := _first(request.headers.get("X-Forwarded-Proto")).lower()) in ("http", "https"):
+            changes["scheme"] = scheme
+        if _SANE_HOST.match(host := _first(request.headers.get("X-Forwarded-Host"))):
+            changes["host"] = host
+        if client := _first(request.headers.get("X-Forwarded-For")):
+            changes["remote"] = client
+        return await handler(request.clone(**changes) if changes else request)
+
+    return forwarded
 
 
 @web.middleware
@@ -238,6 +268,7 @@ def create_app(
     app = web.Application(
         client_max_size=settings.max_upload_bytes,
         middlewares=[
+            forwarded_middleware(settings.forwarded_allow_ips),
             context_middleware,
             error_middleware,
             body_limit_middleware(settings.max_upload_bytes),

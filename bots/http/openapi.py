@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from bots.http.auth import REFRESH_PATH, TOKEN_PATH, LoginIn, RefreshIn, TokenPair
+from bots.http.chat import CONVERSATION_ID_PATTERN, ChatIn, ResumeIn
 from bots.http.rest import CONFIRM, ActionRoute, PendingRoute, action_routes, pending_routes
 from tools.common import Page
 
@@ -110,6 +111,7 @@ class SpecBuilder:
         for pending in self.pending:
             paths[pending.full_path][pending.method.lower()] = self._pending(pending)
         paths.update(self._fixed_paths())
+        paths.update(_chat_paths(inputs))
         for name in self.page_components:
             self._http_page(self.schemas[name])
         responses = self._responses()
@@ -134,7 +136,9 @@ class SpecBuilder:
             "tags": sorted(
                 (
                     {"name": t}
-                    for t in {r.action.module for r in self.routes} | {p.module for p in self.pending}
+                    for t in {r.action.module for r in self.routes}
+                    | {p.module for p in self.pending}
+                    | {"chat"}
                 ),
                 key=lambda t: t["name"],
             ),
@@ -147,7 +151,8 @@ class SpecBuilder:
             keyed.append((("in", act.name), "validation", TypeAdapter(act.input_model)))
             returns = get_type_hints(act.handler).get("return", Any)
             keyed.append((("out", act.name), "serialization", TypeAdapter(returns)))
-        for name, model in (("login", LoginIn), ("refresh", RefreshIn)):
+        fixed = (("login", LoginIn), ("refresh", RefreshIn), ("chat", ChatIn), ("resume", ResumeIn))
+        for name, model in fixed:
             keyed.append((("in", name), "validation", TypeAdapter(model)))
         keyed.append((("out", "token"), "serialization", TypeAdapter(TokenPair)))
         by_key, defs = TypeAdapter.json_schemas(
@@ -345,6 +350,60 @@ def _describe(route: ActionRoute, method: str) -> str:
     if act.streams:
         notes.append(f"Streams `{act.streams}`.")
     return " ".join(notes)
+
+
+CHAT_EVENTS = (
+    "Server-Sent Events, `event: <kind>` / `data: <json>`: `start` (the conversation id) first, then "
+    "`token`, `message`, `tool_call`, `tool_result`, `confirm` (answer it with …/resume), `job`, "
+    "`progress`, `queued`, `error` as the agent works, comment lines as keep-alives, `done` last."
+)
+
+
+def _chat_paths(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The conversational surface (``bots.http.chat``): turns stream as SSE, history is JSON."""
+    conversation = _parameter(
+        "conversation_id", "path", {"type": "string", "pattern": CONVERSATION_ID_PATTERN}, True
+    )
+    stream = {"description": CHAT_EVENTS, "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+
+    def turn(op_id: str, summary: str, body: str) -> dict[str, Any]:
+        return {
+            "operationId": op_id,
+            "summary": summary,
+            "tags": ["chat"],
+            "requestBody": {"required": True, "content": json_content(inputs[body])},
+            "responses": {"200": stream, **error_responses(["400", "401"])},
+        }
+
+    transcript = {
+        "type": "object",
+        "required": ["conversation_id", "messages"],
+        "properties": {
+            "conversation_id": {"type": "string"},
+            "messages": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+        },
+    }
+    return {
+        "/api/v1/chat": {"post": turn("chat_send", "Send a message to the agent; the turn streams", "chat")},
+        "/api/v1/chat/{conversation_id}/resume": {
+            "post": {
+                **turn("chat_resume", "Answer a confirmation (approve, edit or reject)", "resume"),
+                "parameters": [conversation],
+            }
+        },
+        "/api/v1/chat/{conversation_id}": {
+            "get": {
+                "operationId": "chat_history",
+                "summary": "A conversation's messages",
+                "tags": ["chat"],
+                "parameters": [conversation],
+                "responses": {
+                    "200": {"description": "OK", "content": json_content(envelope(transcript))},
+                    **error_responses(["400", "401"]),
+                },
+            }
+        },
+    }
 
 
 def _probe_path(op_id: str, summary: str, data: dict[str, Any]) -> dict[str, Any]:

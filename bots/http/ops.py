@@ -3,8 +3,8 @@
 ``/healthz`` answers while the process serves; ``/readyz`` only when the database (and Redis, when
 ``IGNY8_REDIS_URL`` is set) answers too, so a load balancer stops sending traffic a replica cannot
 serve. ``/metrics`` counts requests and latency per route *template* (``/api/v1/planner/keywords/{id}/``,
-never the id itself, so the label set stays small), plus AI calls and credits spent, which the AI
-engine and the credit ledger report through ``count_ai_call`` and ``count_credits``.
+never the id itself, so the label set stays small), plus what ``tools.telemetry`` counts where the
+work happens: AI calls, credits charged, jobs run and running.
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
-AI_CALLS = Counter("igny8_ai_calls_total", "Calls to AI providers", ["provider", "kind", "outcome"])
-CREDITS = Counter("igny8_credits_spent_total", "Credits debited from accounts", ["operation"])
 
 
 def route_label(request: web.Request) -> str:
@@ -46,17 +44,6 @@ def observe(request: web.Request, status: int, seconds: float) -> None:
     route = route_label(request)
     REQUESTS.labels(request.method, route, str(status)).inc()
     LATENCY.labels(request.method, route).observe(seconds)
-
-
-def count_ai_call(provider: str, kind: str, outcome: str = "ok") -> None:
-    """Hook for the AI engine: one call to a provider (``kind``: chat, image; ``outcome``: ok, error)."""
-    AI_CALLS.labels(provider, kind, outcome).inc()
-
-
-def count_credits(operation: str, credits: int) -> None:
-    """Hook for the credit ledger: credits debited for one operation type."""
-    if credits > 0:
-        CREDITS.labels(operation).inc(credits)
 
 
 # --- handlers -------------------------------------------------------------------------------------

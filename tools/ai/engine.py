@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.exceptions import Igny8Error, ValidationFailed
 from storage.settings import get_settings
-from tools import billing
+from tools import billing, telemetry
 from tools.ai.prompts import PromptSet, load_prompt_set
 from tools.ai.providers.base import ChatProvider, ImageProvider, Usage
 from tools.ai.providers.select import ProviderSet, providers_for
@@ -212,7 +212,7 @@ class _Batch:
         try:
             async with self.calls:
                 await ctx.progress("item", self._done(), self.total, label)
-                output, usage = await self.fn.generate(item, self.run)
+                output, usage = await self._generate(item)
             async with self.saving:
                 await ctx.progress("save", self._done(), self.total, label)
                 ref = await self._save(item, output, usage)
@@ -223,6 +223,15 @@ class _Batch:
 
     def _done(self) -> int:
         return len(self.results)
+
+    async def _generate(self, item: Any) -> tuple[Any, Usage]:
+        try:
+            result = await self.fn.generate(item, self.run)
+        except Exception:
+            telemetry.count_ai_call(self.fn.name, ok=False)
+            raise
+        telemetry.count_ai_call(self.fn.name, ok=True)
+        return result
 
     async def _save(self, item: Any, output: Any, usage: Usage) -> dict[str, Any]:
         session, fn, held = self.run.action.session, self.fn, self.held
@@ -240,6 +249,7 @@ class _Batch:
                 details={"function": fn.name, **saved.usage_details},
                 related=next(iter(saved.ref.items()), None),
             )
+        telemetry.count_credits(fn.operation, credits)
         held.use(credits)
         return saved.ref
 

@@ -23,7 +23,7 @@ from storage.bulk import insert_skipping_duplicates
 from storage.exceptions import ValidationFailed
 from storage.models import Intent, Keyword, KeywordStatus, Sector
 from tools import billing
-from tools.common import MAX_INT, ObjectId, as_utc, get_or_404, order_by
+from tools.common import MAX_INT, ObjectId, get_or_404, order_by
 from tools.planner.keywords import (
     KEYWORD_MAX_LENGTH,
     MODULE,
@@ -319,7 +319,7 @@ def _csv_lines(keywords: list[Keyword]) -> str:
                 spreadsheet_safe("|".join(sorted(c.name for c in kw.clusters))),
                 kw.site_id,
                 kw.sector_id,
-                as_utc(kw.created_at).isoformat(),
+                kw.created_at.isoformat(),
             ]
         )
     return out.getvalue()

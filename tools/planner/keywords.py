@@ -225,11 +225,12 @@ async def _flush_unique(session: AsyncSession, kw: Keyword) -> None:
 async def list_keywords(ctx: ActionContext, params: KeywordListInput) -> Page[KeywordOut]:
     """Reads plain columns: building ORM objects (and their clusters) for a page costs more than
     the query itself on the busiest read of the API."""
-    listed = select(*(getattr(Keyword, name) for name in KeywordOut.model_fields if name != "cluster_ids"))
+    names = [name for name in KeywordOut.model_fields if name != "cluster_ids"]
+    listed = select(*(getattr(Keyword, name) for name in names))
     stmt = order_by(filtered_keywords(params, listed), params.ordering, ORDERING, "-created_at", Keyword.id)
-    page = await paginate(ctx.session, stmt, params, lambda row: row)
-    clusters = await cluster_ids_of(ctx.session, [row.id for row in page.results])
-    return page.map(lambda row: KeywordOut.model_validate({**row._mapping, "cluster_ids": clusters[row.id]}))
+    page = await paginate(ctx.session, stmt, params, lambda row: dict(zip(names, row, strict=True)))
+    clusters = await cluster_ids_of(ctx.session, [row["id"] for row in page.results])
+    return page.map(lambda row: KeywordOut.model_validate({**row, "cluster_ids": clusters[row["id"]]}))
 
 
 async def cluster_ids_of(session: AsyncSession, keyword_ids: list[int]) -> defaultdict[int, list[int]]:
