@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from storage.db import Database
@@ -16,8 +16,10 @@ class AgentContext:
     """Resolved by the surface (Slack team+user, JWT/API key, CLI profile) before the graph runs.
 
     ``site_id``/``sector_id`` are the conversation's defaults for actions that need them.
-    ``inbox`` drains messages that arrived while this thread's run was busy. ``local_files`` lets a
-    message name a file on this machine (the CLI); a server surface must never allow it.
+    ``inbox`` drains messages that arrived while this thread's run was busy. ``attachments`` are the
+    files the user attached to this conversation (name -> content), which a tool's ``file`` argument
+    names. ``local_files`` lets a message name a file on this machine (the CLI); a server surface
+    must never allow it.
     """
 
     tenant: TenantContext
@@ -28,3 +30,4 @@ class AgentContext:
     confirm_credits_above: int = DEFAULT_CONFIRM_CREDITS_ABOVE
     inbox: Callable[[], list[str]] = field(default=lambda: [])
     local_files: bool = False  # only the CLI may name files on this machine
+    attachments: Mapping[str, bytes] = field(default_factory=dict)

@@ -65,8 +65,8 @@ async def _prepared_args(call: dict[str, Any], ctx: AgentContext) -> dict[str, A
         if value is not None and name in fields and args.get(name) is None:
             args[name] = value
     file_field = fields.get("file")
-    if file_field is not None and isinstance(args.get("file"), str) and file_field.annotation is bytes:
-        args["file"] = _read_local_file(args["file"], ctx)
+    if file_field is not None and file_field.annotation is bytes and not isinstance(args.get("file"), bytes):
+        args["file"] = _file_content(args.get("file"), ctx)
     return args
 
 
@@ -97,13 +97,24 @@ async def _resolve_names(args: dict[str, Any], ctx: AgentContext) -> None:
             args.setdefault("site_id", sectors[0].site_id)
 
 
-def _read_local_file(path: str, ctx: AgentContext) -> bytes:
+def _file_content(name: Any, ctx: AgentContext) -> bytes:
+    """An attachment by name — or the only one there is, whatever the model called it — else, where
+    the surface allows it, a file on this machine."""
+    attached = ctx.attachments
+    if isinstance(name, str) and name in attached:
+        return attached[name]
+    if len(attached) == 1:
+        return next(iter(attached.values()))
+    if attached and not ctx.local_files:
+        raise ValidationFailed.single("file", f"say which attachment: {', '.join(attached)}")
+    if not isinstance(name, str) or not name:
+        raise ValidationFailed.single("file", "is required: attach the file to your message")
     if not ctx.local_files:
         raise ValidationFailed.single("file", "attach the file to your message instead of naming a path")
     try:
-        return Path(path).expanduser().read_bytes()
+        return Path(name).expanduser().read_bytes()
     except OSError as exc:
-        raise ValidationFailed.single("file", f"cannot read {path}: {exc.strerror}") from None
+        raise ValidationFailed.single("file", f"cannot read {name}: {exc.strerror}") from None
 
 
 def build_graph(model: BaseChatModel, *, role: Role | None = None, checkpointer: Any = None) -> Any:

@@ -42,6 +42,8 @@ def describe(action: str, content: str) -> str:
         return _page(action, data)
     if isinstance(data, dict) and "succeeded" in data and "credits_used" in data:
         return _ai_run(data)
+    if isinstance(data, dict) and {"imported", "duplicates_skipped", "rows_rejected"} <= data.keys():
+        return _import(data)
     if isinstance(data, list) and data and isinstance(data[0], dict):
         return table(data)
     if isinstance(data, dict):
@@ -68,4 +70,19 @@ def _ai_run(run: dict[str, Any]) -> str:
     text += "."
     if failed:
         text += "\nFailed: " + "; ".join(f"{f['item']}: {f['message']}" for f in failed[:5])
+    return text
+
+
+def _import(result: dict[str, Any]) -> str:
+    skipped = []
+    if result["duplicates_skipped"]:
+        skipped.append(f"{result['duplicates_skipped']} already there or repeated in the file")
+    if result["rows_rejected"]:
+        skipped.append(f"{result['rows_rejected']} rows with errors")
+    text = f"Imported {result['imported']} of {result['total_rows']} keywords"
+    text += f" ({'; '.join(skipped)})." if skipped else "."
+    errors = result.get("errors") or []
+    text += "".join(f"\n- line {e['line']}, {e['field']}: {e['message']}" for e in errors[:5])
+    if result["errors_count"] > 5:
+        text += f"\n- … and {result['errors_count'] - 5} more"
     return text

@@ -8,8 +8,9 @@ and turns the graph's stream into plain events.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from storage.tenancy import TenantContext
 
 YES = {"yes", "y", "ok", "okay", "approve", "approved", "go", "go ahead", "do it", "sure", "confirm"}
 NO = {"no", "n", "cancel", "stop", "reject", "don't", "dont", "nope", "abort"}
+MAX_ATTACHMENTS = 3
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,35 @@ class _Thread:
     inbox: list[str] = field(default_factory=list)
     # True once this process saw the thread's last run end cleanly: no need to read its state first.
     settled: bool = False
+    # Files attached to this conversation, newest last; held by this process, not checkpointed.
+    attachments: dict[str, bytes] = field(default_factory=dict)
 
     def drain(self) -> list[str]:
         queued, self.inbox = self.inbox, []
         return queued
+
+    def attach(self, files: Mapping[str, bytes]) -> list[str]:
+        """Keep ``files`` (the latest few) under names a message can quote; returns those names."""
+        names = []
+        for raw, content in files.items():
+            name = attachment_name(raw)
+            self.attachments.pop(name, None)
+            self.attachments[name] = content
+            names.append(name)
+        while len(self.attachments) > MAX_ATTACHMENTS:
+            del self.attachments[next(iter(self.attachments))]
+        return names
+
+
+def attachment_name(raw: str) -> str:
+    """A file name without folders or spaces, so the model (or the offline interpreter) can quote it
+    back as one word."""
+    base = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") or "attachment"
+
+
+def with_attachment_note(message: str, names: list[str]) -> str:
+    return f"{message}\n\n[attached: {', '.join(names)}]" if names else message
 
 
 class Conversations:
@@ -81,9 +108,11 @@ class Conversations:
         sector_id: int | None = None,
         confirm_credits_above: int = DEFAULT_CONFIRM_CREDITS_ABOVE,
         local_files: bool = False,
+        attachments: Mapping[str, bytes] | None = None,
     ) -> AsyncIterator[AgentEvent]:
         key = self.thread_key(tenant, conversation)
         thread = self._threads[key]
+        message = with_attachment_note(message, thread.attach(attachments or {}))
         if thread.lock.locked():
             thread.inbox.append(message)
             yield AgentEvent("queued", {"message": "Got it — I'll take that into account in a moment."})
@@ -91,7 +120,15 @@ class Conversations:
         async with thread.lock:
             graph = await self._graph(tenant)
             ctx = AgentContext(
-                tenant, self.db, key, site_id, sector_id, confirm_credits_above, thread.drain, local_files
+                tenant,
+                self.db,
+                key,
+                site_id=site_id,
+                sector_id=sector_id,
+                confirm_credits_above=confirm_credits_above,
+                inbox=thread.drain,
+                local_files=local_files,
+                attachments=dict(thread.attachments),
             )
             config = {"configurable": {"thread_id": key}}
             snapshot = None if thread.settled else await graph.aget_state(config)
@@ -124,7 +161,9 @@ class Conversations:
         thread = self._threads[key]
         async with thread.lock:
             graph = await self._graph(tenant)
-            ctx = AgentContext(tenant, self.db, key, inbox=thread.drain, **context)
+            ctx = AgentContext(
+                tenant, self.db, key, inbox=thread.drain, attachments=dict(thread.attachments), **context
+            )
             config = {"configurable": {"thread_id": key}}
             snapshot = await graph.aget_state(config)
             if not snapshot.interrupts:

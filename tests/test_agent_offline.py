@@ -38,7 +38,7 @@ async def test_offline_session_imports_lists_clusters_and_asks_before_deleting(c
     path.write_text(CSV)
 
     text, _ = await say(chat, t, f"/igny8 keywords import {path}")
-    assert "imported" in text and "5" in text
+    assert "Imported 5 of 5 keywords." in text
     text, _ = await say(chat, t, "show my keywords")
     assert "best running shoes" in text and "|" in text
     text, events = await say(chat, t, "cluster my keywords")

@@ -237,6 +237,8 @@ async def test_bad_rows_are_reported_with_physical_line_numbers(tenants: TenantF
     assert "'curious'" in messages[(6, "intent")]
     assert "'lots'" in messages[(3, "volume")]
     assert (result.total_rows, result.imported, result.errors_count) == (12, 3, 11)
+    assert result.rows_rejected == 9, "line 16 has three errors but is one row"
+    assert result.total_rows == result.imported + result.duplicates_skipped + result.rows_rejected
     assert sorted(await stored(t)) == ["fine over two lines", "good one", "good two"]
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import openai
 import pytest
-from aiohttp import web
+from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 from openai import AsyncOpenAI
 
@@ -193,6 +193,44 @@ async def test_server_files_are_never_reachable_from_http(client, tenants, tmp_p
     [result] = of(events, "tool_result")
     assert not result["ok"] and "attach the file" in result["content"]
     assert (await t.run("keywords.list")).count == 0
+
+
+async def form_turn(client: TestClient, key: str, files: dict[str, str], **fields) -> list[SseEvent]:
+    form = FormData()
+    for name, value in fields.items():
+        form.add_field(name, str(value))
+    for filename, text in files.items():
+        form.add_field("file", text.encode(), filename=filename, content_type="text/csv")
+    response = await client.post("/api/v1/chat", data=form, headers=auth(key))
+    assert response.status == 200, await response.text()
+    return parse_sse(await response.text())
+
+
+async def test_an_attached_csv_is_imported_and_stays_with_the_conversation(client, tenants, tmp_path):
+    t = await tenants.create()
+    where = {"site_id": t.site_id, "sector_id": t.sector_id}
+    csv_text = "keyword,volume\nbest running shoes,900\ntrail running shoes,400\n"
+    events = await form_turn(
+        client, t.api_key, {"my keywords.csv": csv_text}, message="import these", **where
+    )
+    [call] = of(events, "tool_call")
+    assert call["action"] == "keywords.import_csv" and call["arguments"]["file"] == "my-keywords.csv"
+    assert of(events, "tool_result")[0]["ok"] and (await t.run("keywords.list")).count == 2
+
+    # A later message may name it again; a path on the server still reads the attachment, not the disk.
+    (tmp_path / "kw.csv").write_text("keyword\nfrom the server disk\n")
+    conversation = {"conversation_id": events[0].data["conversation_id"], **where}
+    again = await turn(client, t.api_key, message=f"import {tmp_path / 'kw.csv'}", **conversation)
+    assert "Imported 0 of 2 keywords (2 already there or repeated in the file)." in text_of(again)
+    assert {k.keyword for k in (await t.run("keywords.list")).results} == {
+        "best running shoes",
+        "trail running shoes",
+    }
+
+    two = {"a.csv": "keyword\nalpha\n", "b.csv": "keyword\nbeta\n"}
+    ambiguous = await form_turn(client, t.api_key, two, message="import keywords from c.csv", **where)
+    [result] = of(ambiguous, "tool_result")
+    assert not result["ok"] and "say which attachment: a.csv, b.csv" in result["content"]
 
 
 @pytest.mark.parametrize(

@@ -227,6 +227,66 @@ async def test_password_sign_in_and_an_expired_access_token_is_refreshed(client,
         await page.close()
 
 
+THEMES = (
+    "running shoes",
+    "espresso machine",
+    "yoga mat",
+    "dog food",
+    "solar panel",
+    "electric bike",
+    "baby stroller",
+    "gaming laptop",
+    "hiking boots",
+    "coffee grinder",
+    "standing desk",
+    "air fryer",
+)
+IMPORT_CSV = "keyword,volume\n" + "".join(
+    f"best {theme},{900 + i}\ncheap {theme},{500 + i}\n{theme} reviews,{300 + i}\n"
+    for i, theme in enumerate(THEMES)
+)
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+async def test_a_new_user_imports_clusters_and_gets_ideas_with_a_confirmation(client, tenants, browser):
+    """The quick start's promise: sign in, attach a CSV, then cluster and ideate by chatting."""
+    t = await tenants.create(credits=500)
+    page = await browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        await page.goto(str(client.make_url("/")))
+        await page.fill("#api-key", t.api_key)
+        await page.click("#key-form button[type=submit]")
+        await page.wait_for_selector("body[data-ready='1']")
+        await page.select_option("#sector", str(t.sector_id))
+
+        upload = {"name": "my keywords.csv", "mimeType": "text/csv", "buffer": IMPORT_CSV.encode()}
+        await page.set_input_files("#file", files=[upload])
+        assert "my keywords.csv" in await page.inner_text("#attached")
+        await page.click("#send")  # no text: the page says what an attached CSV is for
+        await page.locator(".msg.user", has_text="my keywords.csv").wait_for()
+        await page.locator(".note.ok", has_text="keywords.import_csv finished").wait_for()
+        assert not await page.is_visible("#attached")
+        assert (await t.run("keywords.list")).count == 3 * len(THEMES)
+
+        await say(page, "cluster my keywords")
+        await page.wait_for_selector(".job.done progress")
+        await wait_idle(page)
+        clusters = [c.id for c in (await t.run("clusters.list", page_size=100)).results]
+        assert len(clusters) >= 10  # 5 credits each: above the 50-credit confirmation threshold
+
+        await say(page, "generate ideas for clusters " + ", ".join(map(str, clusters)))
+        card = page.locator(".confirm").last
+        await card.wait_for()
+        assert "clusters.auto_generate_ideas" in await card.inner_text()
+        await card.locator("button[data-decision=approve]").click()
+        await page.locator(".note.ok", has_text="clusters.auto_generate_ideas finished").wait_for()
+        await wait_idle(page)
+        assert (await t.run("ideas.list")).count >= len(clusters)
+    finally:
+        await page.close()
+
+
 async def say(page: Any, text: str) -> None:
     await wait_idle(page)
     await page.fill("#message", text)

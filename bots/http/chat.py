@@ -1,6 +1,8 @@
 """Chat over HTTP: a turn is a POST answered with Server-Sent Events, plus the web chat page.
 
-* ``POST /api/v1/chat`` ``{conversation_id?, message, site_id?, sector_id?}`` — one turn.
+* ``POST /api/v1/chat`` ``{conversation_id?, message, site_id?, sector_id?}`` — one turn; as a
+  multipart form it may carry files too, which the conversation keeps for tools to use (a CSV to
+  import), named in the message the agent sees.
 * ``POST /api/v1/chat/{conversation_id}/resume`` ``{decision, arguments?}`` — answer a confirmation.
 * ``GET /api/v1/chat/{conversation_id}`` — the transcript, in the usual JSON envelope.
 * ``GET /`` and ``/static/…`` — the page (public: it holds no data; every call it makes authenticates).
@@ -20,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 from aiohttp import web
 from pydantic import Field, PositiveInt, StringConstraints, model_validator
@@ -90,8 +93,13 @@ def thread(conversation_id: str) -> str:
 
 
 async def send_message(request: web.Request) -> web.StreamResponse:
+    """JSON, or a multipart form with the same fields plus attached files (a CSV to import…)."""
     tenant = tenant_of(request)
-    body = parsed(ChatIn, await json_object(request))
+    if request.content_type == "multipart/form-data":
+        fields, files = await form_with_files(request)
+    else:
+        fields, files = await json_object(request), {}
+    body = parsed(ChatIn, fields)
     conversation_id = body.conversation_id or str(uuid.uuid4())
     events = request.app[CONVERSATIONS].send(
         tenant,
@@ -100,6 +108,7 @@ async def send_message(request: web.Request) -> web.StreamResponse:
         site_id=body.site_id,
         sector_id=body.sector_id,
         local_files=False,
+        attachments=files,
     )
     return await stream_turn(request, conversation_id, events)
 
@@ -148,6 +157,18 @@ async def stream_turn(
     except ConnectionResetError:  # the client left; the turn carries on in its own task
         pass
     return response
+
+
+async def form_with_files(request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Text fields (empty ones left out, as an unset optional) and uploaded files by file name."""
+    fields: dict[str, Any] = {}
+    files: dict[str, bytes] = {}
+    for name, value in (await request.post()).items():
+        if isinstance(value, web.FileField):  # form encoders percent-encode some characters of names
+            files[unquote(value.filename or name)] = value.file.read()
+        elif value != "":
+            fields[name] = value
+    return fields, files
 
 
 def path_conversation_id(request: web.Request) -> str:

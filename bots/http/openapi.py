@@ -375,6 +375,24 @@ def _chat_paths(inputs: dict[str, Any]) -> dict[str, Any]:
             "responses": {"200": stream, **error_responses(["400", "401"])},
         }
 
+    send = turn("chat_send", "Send a message to the agent; the turn streams", "chat")
+    with_files = {
+        "allOf": [
+            inputs["chat"],
+            {
+                "type": "object",
+                "properties": {
+                    "file": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "description": "Files for the agent's tools (e.g. a CSV of keywords to import)",
+                    }
+                },
+            },
+        ]
+    }
+    send["requestBody"]["content"]["multipart/form-data"] = {"schema": with_files}
+
     transcript = {
         "type": "object",
         "required": ["conversation_id", "messages"],
@@ -384,7 +402,7 @@ def _chat_paths(inputs: dict[str, Any]) -> dict[str, Any]:
         },
     }
     return {
-        "/api/v1/chat": {"post": turn("chat_send", "Send a message to the agent; the turn streams", "chat")},
+        "/api/v1/chat": {"post": send},
         "/api/v1/chat/{conversation_id}/resume": {
             "post": {
                 **turn("chat_resume", "Answer a confirmation (approve, edit or reject)", "resume"),

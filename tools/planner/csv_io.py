@@ -70,7 +70,8 @@ class ImportResult(BaseModel):
     total_rows: int = Field(description="Data rows read from the file")
     imported: int
     duplicates_skipped: int
-    errors_count: int
+    rows_rejected: int = Field(description="Rows not imported because of errors (see errors)")
+    errors_count: int = Field(description="Errors found; one rejected row may have several")
     errors: list[RowError] = Field(description=f"First {MAX_REPORTED_ERRORS} row errors")
     encoding: str
     delimiter: str
@@ -179,6 +180,7 @@ class ParsedRows:
     rows: list[dict[str, Any]]
     total: int
     in_file_duplicates: int
+    rejected: int
     errors: list[RowError]
     mapping: dict[str, int]
     header: list[str]
@@ -224,7 +226,7 @@ def parse_rows(text: str, delimiter: str) -> ParsedRows:
     rows: list[dict[str, Any]] = []
     errors: list[RowError] = []
     seen: set[str] = set()
-    total = duplicates = 0
+    total = duplicates = rejected = 0
     parsers = {name: _memoised(parse) for name, parse in _PARSERS.items()}
     for line, record in records:
         # A non-blank first cell settles it for almost every row without looking at the others.
@@ -233,13 +235,14 @@ def parse_rows(text: str, delimiter: str) -> ParsedRows:
         total += 1
         row, row_errors = _parse_record(record, mapping, line, parsers)
         if row_errors:
+            rejected += 1
             errors.extend(row_errors)
         elif row["keyword"] in seen:
             duplicates += 1
         else:
             seen.add(row["keyword"])
             rows.append(row)
-    return ParsedRows(rows, total, duplicates, errors, mapping, header)
+    return ParsedRows(rows, total, duplicates, rejected, errors, mapping, header)
 
 
 def _parse_record(
@@ -292,6 +295,7 @@ async def import_csv(ctx: ActionContext, params: ImportInput) -> ImportResult:
         total_rows=parsed.total,
         imported=imported,
         duplicates_skipped=parsed.in_file_duplicates + len(parsed.rows) - imported,
+        rows_rejected=parsed.rejected,
         errors_count=len(parsed.errors),
         errors=parsed.errors[:MAX_REPORTED_ERRORS],
         encoding=encoding,

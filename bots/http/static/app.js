@@ -35,8 +35,10 @@ class AuthError extends Error {}
 async function api(path, { method = "GET", body } = {}, retried = false) {
   const headers = { Accept: "application/json" };
   if (state.auth) headers.Authorization = `Bearer ${state.auth.value}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const form = body instanceof FormData; // the browser sets the multipart boundary itself
+  if (body !== undefined && !form) headers["Content-Type"] = "application/json";
+  const payload = body === undefined || form ? body : JSON.stringify(body);
+  const response = await fetch(path, { method, headers, body: payload });
   if (response.status === 401) {
     // Access tokens live 15 minutes: trade the refresh token for a new pair once, then retry.
     if (!retried && state.auth && state.auth.refresh && (await refreshToken())) return api(path, { method, body }, true);
@@ -449,13 +451,32 @@ async function signInWithPassword(event) {
 
 function send(event) {
   event.preventDefault();
-  const text = $("message").value.trim();
+  const file = $("file").files[0];
+  const text = $("message").value.trim() || (file ? "import these keywords" : "");
   if (!text || $("send").disabled) return;
   $("message").value = "";
-  userBubble(text);
-  const body = { message: text, ...context() };
-  if (state.conversation) body.conversation_id = state.conversation;
+  userBubble(file ? `${text}\n📎 ${file.name}` : text);
+  const fields = { message: text, ...context() };
+  if (state.conversation) fields.conversation_id = state.conversation;
+  let body = fields;
+  if (file) {
+    body = new FormData();
+    for (const [name, value] of Object.entries(fields)) if (value !== null) body.append(name, String(value));
+    body.append("file", file, file.name);
+    detach();
+  }
   runTurn("/api/v1/chat", body);
+}
+
+function showAttachment() {
+  const file = $("file").files[0];
+  $("attached").hidden = !file;
+  $("attached-name").textContent = file ? `📎 ${file.name} (${Math.ceil(file.size / 1024)} KB)` : "";
+}
+
+function detach() {
+  $("file").value = "";
+  showAttachment();
 }
 
 function newChat() {
@@ -470,6 +491,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("key-form").addEventListener("submit", signInWithKey);
   $("password-form").addEventListener("submit", signInWithPassword);
   $("composer").addEventListener("submit", send);
+  $("file").addEventListener("change", showAttachment);
+  $("detach").addEventListener("click", detach);
   $("message").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey) send(e);
   });
