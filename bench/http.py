@@ -14,9 +14,10 @@ statistics, then, in turn and interleaved, serves:
   pydantic serialisation, the envelope with absolute pagination URLs), called with a JWT access
   token — and, for reference, with an API key (whose ``last_used_at`` is stamped once a minute);
 * bare: a plain aiohttp handler running the same page query with SQLAlchemy Core on the same
-  database (a count and a ``LIMIT 50 OFFSET …`` select of the account's keywords, newest first,
-  with the same ORDER BY as ours, and each keyword's cluster ids, as ours answers; rows dumped
-  with ``json.dumps``) — no auth, no tenancy, no envelope. This is the baseline.
+  database through a plain SQLAlchemy engine (a count and a ``LIMIT 50 OFFSET …`` select of the
+  account's keywords, newest first, with the same ORDER BY as ours, and each keyword's cluster ids,
+  as ours answers; rows dumped with ``json.dumps``) — no auth, no tenancy, no envelope. This is
+  the baseline.
 
 Each server runs in its own process; this process is the load generator: ``--workers`` concurrent
 aiohttp clients request random pages (``page_size=50``) for ``--seconds`` after a short warm-up.
@@ -52,8 +53,9 @@ from aiohttp import web  # noqa: E402
 from psycopg import sql  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine  # noqa: E402
 
-from storage.db import Database, create_engine  # noqa: E402
+from storage.db import Database, normalise_url  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Keyword, cluster_keywords  # noqa: E402
 from tools import load_actions  # noqa: E402
@@ -124,6 +126,15 @@ def serve_ours(url: str, port: int, ready: mp.synchronize.Event) -> None:
     asyncio.run(main())
 
 
+def bare_engine(url: str) -> AsyncEngine:
+    """SQLAlchemy's engine without our connection hooks (SQLite then reads without taking the write
+    lock), with the same pool as ours on PostgreSQL."""
+    url = normalise_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        return create_async_engine(url)
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
 def serve_bare(url: str, port: int, ready: mp.synchronize.Event) -> None:
     """The baseline: the same page of the same rows, straight from SQLAlchemy Core."""
     table = Keyword.__table__
@@ -131,7 +142,7 @@ def serve_bare(url: str, port: int, ready: mp.synchronize.Event) -> None:
     columns += [table.c.site_id, table.c.sector_id, table.c.created_at, table.c.updated_at]
 
     async def main() -> None:
-        engine = create_engine(url)
+        engine = bare_engine(url)
 
         async def keywords(request: web.Request) -> web.Response:
             account_id = int(request.headers["X-Account"])

@@ -18,7 +18,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from storage.settings import get_settings
-from storage.tenancy import TENANT_KEY, TenantContext, TenantSession
+from storage.tenancy import READ_ONLY_KEY, TENANT_KEY, TenantContext, TenantSession
+
+_READ_ONLY = "igny8_read_only"  # connection execution option: begin without taking the write lock
 
 
 def normalise_url(url: str) -> str:
@@ -44,8 +46,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Any) -> None:
     """Take the write lock up front: a transaction that reads and then writes would otherwise fail
-    with SQLITE_BUSY when another writer commits in between, whatever the busy timeout."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    with SQLITE_BUSY when another writer commits in between, whatever the busy timeout. Read-only
+    sessions (which cannot write) begin deferred, so they read alongside a writer (WAL)."""
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -67,6 +70,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self.engine = create_engine(self.url)
+        self._reader = self.engine.execution_options(**{_READ_ONLY: True})
         self._sessions = async_sessionmaker(
             self.engine, sync_session_class=TenantSession, expire_on_commit=False
         )
@@ -75,13 +79,19 @@ class Database:
     def backend(self) -> str:
         return self.engine.dialect.name
 
-    def session(self, ctx: TenantContext) -> AsyncSession:
+    def session(self, ctx: TenantContext, *, read_only: bool = False) -> AsyncSession:
+        """A session bound to ``ctx`` for its whole life; ``read_only`` refuses every write, which
+        lets SQLite run it beside a writer instead of queueing for the write lock."""
+        if read_only:
+            return self._sessions(info={TENANT_KEY: ctx, READ_ONLY_KEY: True}, bind=self._reader)
         return self._sessions(info={TENANT_KEY: ctx})
 
     @asynccontextmanager
-    async def transaction(self, ctx: TenantContext) -> AsyncIterator[AsyncSession]:
+    async def transaction(
+        self, ctx: TenantContext, *, read_only: bool = False
+    ) -> AsyncIterator[AsyncSession]:
         """A session that commits on success and rolls back on any error."""
-        async with self.session(ctx) as session, session.begin():
+        async with self.session(ctx, read_only=read_only) as session, session.begin():
             yield session
 
     async def dispose(self) -> None:

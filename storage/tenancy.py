@@ -46,6 +46,8 @@ from storage.models import (
 )
 
 TENANT_KEY = "igny8_tenant"
+# Session info flag: the session was opened for reading only (see ``Database.session``).
+READ_ONLY_KEY = "igny8_read_only"
 # Execution option for SELECTs that must see the caller's whole account although the caller is
 # limited to granted sites: plan limits are per account. The account filter always stays.
 ACCOUNT_WIDE = "igny8_account_wide"
@@ -111,9 +113,16 @@ def _is_scoped_mapper(state: ORMExecuteState) -> bool:
     return mapper is not None and issubclass(mapper.class_, (AccountScoped, Account))
 
 
+def _refuse_writes_when_read_only(session: Session) -> None:
+    if session.info.get(READ_ONLY_KEY):
+        raise TenancyViolation("This session was opened read-only; writes need Database.transaction(ctx).")
+
+
 @event.listens_for(TenantSession, "do_orm_execute")
 def _scope_statement(state: ORMExecuteState) -> Any:
     ctx = tenant_of(state.session)
+    if state.is_insert or state.is_update or state.is_delete:
+        _refuse_writes_when_read_only(state.session)
     if ctx.sees_all_accounts:
         # Unscoped; but bulk-inserted rows still take their account from their site, as on flush.
         return _placed_bulk_insert(state, ctx) if _is_plain_bulk_insert(state) else None
@@ -334,6 +343,7 @@ def _check_account(account_id: int, ctx: TenantContext) -> None:
 def _guard_flush(session: Session, _flush: UOWTransaction, _instances: object) -> None:
     if not (session.new or session.dirty or session.deleted):
         return
+    _refuse_writes_when_read_only(session)
     ctx = tenant_of(session)
     if ctx.read_only:
         raise PermissionDenied("Viewers have read-only access.")

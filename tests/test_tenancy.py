@@ -9,6 +9,7 @@ another tenant's rows, role limits (viewers, editors) and the seed's sector rule
 from __future__ import annotations
 
 import ast
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import Callable
@@ -631,6 +632,38 @@ async def test_raw_sql_and_core_statements_are_refused(
 async def test_the_system_may_run_raw_sql(db: Database, pair: Pair) -> None:
     async with db.session(TenantContext.system()) as s:
         assert (await s.execute(text("SELECT 1"))).scalar() == 1
+
+
+# --- read-only sessions ---------------------------------------------------------------------------
+
+
+async def test_read_only_sessions_refuse_every_write_even_for_owners(db: Database, pair: Pair) -> None:
+    owner = pair.b.owner
+    before = await snapshot(db, pair.b.account_id)
+    async with db.session(owner, read_only=True) as s:
+        with pytest.raises(TenancyViolation, match="read-only"):
+            await s.execute(update(Keyword).values(volume=1))
+    async with db.session(owner, read_only=True) as s:
+        s.add(keyword(pair.b, "written anyway"))
+        with pytest.raises(TenancyViolation, match="read-only"):
+            await s.flush()
+    async with db.transaction(owner, read_only=True) as s:
+        assert len((await s.scalars(select(Keyword))).all()) == len(pair.b_keywords)
+    assert await snapshot(db, pair.b.account_id) == before
+
+
+async def test_a_read_only_transaction_does_not_wait_for_a_writer(db: Database, pair: Pair) -> None:
+    """On SQLite every writing transaction holds the one write lock from its start; readers must not
+    queue behind it (they would wait up to the 30 s busy timeout)."""
+    async with db.transaction(pair.a.owner) as writer:
+        await writer.execute(update(Keyword).where(Keyword.id == pair.a_keywords[0]).values(volume=11))
+
+        async def read() -> int:
+            async with db.transaction(pair.a.owner, read_only=True) as reader:
+                return len((await reader.scalars(select(Keyword))).all())
+
+        assert await asyncio.wait_for(read(), timeout=10) == len(pair.a_keywords)
+        await writer.execute(update(Keyword).where(Keyword.id == pair.a_keywords[0]).values(volume=10))
 
 
 # --- viewers and editors ------------------------------------------------------------------------

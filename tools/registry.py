@@ -248,5 +248,5 @@ async def invoke(
             async with db.session(tenant) as session:
                 ctx = ActionContext(act.name, tenant, session, db, progress, chunks)
                 return await act.handler(ctx, params)
-    async with db.transaction(tenant) as session:
+    async with db.transaction(tenant, read_only=act.read_only) as session:
         return await act.handler(ActionContext(act.name, tenant, session, db, progress, chunks), params)
