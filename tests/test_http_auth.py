@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bots.http.auth import (
     ALGORITHM,
@@ -31,7 +31,7 @@ from tests.http_support import (
     client_for,
     send,
 )
-from tools.accounts import create_account, tenant_for_user_id
+from tools.accounts import LAST_USED_RESOLUTION, create_account, tenant_for_user_id
 
 
 @pytest.fixture
@@ -208,6 +208,28 @@ async def test_revoked_and_unknown_keys_401(db: Database, http: TestClient, user
     for headers in (api_key(key), bearer(key), api_key("igny8_made_up"), {"Authorization": "Api-Key nope"}):
         reply = await send(http, "GET", ME, headers=headers)
         assert reply.status == 401 and "revoked" in reply.error["message"], headers
+
+
+async def test_a_keys_use_is_stamped_at_most_once_a_minute(db: Database, http: TestClient, user) -> None:
+    _, tenant, key = user
+
+    async def last_used() -> datetime | None:
+        async with db.transaction(TenantContext.system()) as s:
+            return await s.scalar(select(ApiKey.last_used_at).where(ApiKey.user_id == tenant.user_id))
+
+    async def set_last_used(value: datetime) -> None:
+        async with db.transaction(TenantContext.system()) as s:
+            await s.execute(update(ApiKey).where(ApiKey.user_id == tenant.user_id).values(last_used_at=value))
+
+    assert (await send(http, "GET", ME, headers=api_key(key))).status == 200
+    first = await last_used()
+    assert first is not None and datetime.now(UTC) - first < timedelta(minutes=1)
+    assert (await send(http, "GET", ME, headers=api_key(key))).status == 200
+    assert await last_used() == first, "a second use within the minute writes nothing"
+    stale = first - LAST_USED_RESOLUTION
+    await set_last_used(stale)
+    assert (await send(http, "GET", ME, headers=api_key(key))).status == 200
+    assert await last_used() > first
 
 
 async def test_unsupported_authorization_schemes_401(http: TestClient) -> None:

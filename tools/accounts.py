@@ -176,9 +176,11 @@ async def _tenant_of(session: AsyncSession, row: Row[Any]) -> TenantContext:
 
 
 async def authenticate_api_key(db: Database, key: str | None) -> TenantContext:
+    """Every request authenticates, so this only reads (on SQLite, beside any writer); the key's
+    ``last_used_at`` is written in a transaction of its own, at most once a minute."""
     if not key:
         raise NotAuthenticated("An API key is required (--api-key or IGNY8_API_KEY).")
-    async with db.transaction(TenantContext.system()) as session:
+    async with db.transaction(TenantContext.system(), read_only=True) as session:
         row = (
             await session.execute(
                 select(ApiKey.id.label("key_id"), ApiKey.revoked_at, ApiKey.last_used_at, *_TENANT_COLUMNS)
@@ -190,14 +192,15 @@ async def authenticate_api_key(db: Database, key: str | None) -> TenantContext:
         if row is None or row.revoked_at is not None:
             raise NotAuthenticated("This API key is not valid or has been revoked.")
         tenant = await _tenant_of(session, row)
-        now = datetime.now(UTC)
-        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+    now = datetime.now(UTC)
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        async with db.transaction(TenantContext.system()) as session:
             await session.execute(update(ApiKey).where(ApiKey.id == row.key_id).values(last_used_at=now))
-        return tenant
+    return tenant
 
 
 async def tenant_for_user_id(db: Database, user_id: int) -> TenantContext:
-    async with db.transaction(TenantContext.system()) as session:
+    async with db.transaction(TenantContext.system(), read_only=True) as session:
         stmt = select(*_TENANT_COLUMNS).join(Account, Account.id == User.account_id)
         row = (await session.execute(stmt.where(User.id == user_id))).first()
         if row is None:
