@@ -11,6 +11,7 @@ import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -93,6 +94,10 @@ class Database:
         """A session that commits on success and rolls back on any error."""
         async with self.session(ctx, read_only=read_only) as session, session.begin():
             yield session
+
+    def read_connection(self) -> AsyncConnection:
+        """A plain connection that only reads (storage's own lookups; never scoped by a tenant)."""
+        return self._reader.connect()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import event, func, inspect, select
@@ -93,7 +93,9 @@ def tenant_of(session: Session) -> TenantContext:
     return ctx
 
 
-def _scope_criteria(ctx: TenantContext, *, account_wide: bool = False) -> list[Any]:
+@lru_cache(maxsize=4096)
+def _scope_criteria(ctx: TenantContext, *, account_wide: bool = False) -> tuple[Any, ...]:
+    """The loader criteria for one caller, built once per caller (contexts are frozen and hashable)."""
     account_id = ctx.account_id
     criteria = [
         with_loader_criteria(Account, lambda cls: cls.id == account_id, include_aliases=True),
@@ -105,7 +107,7 @@ def _scope_criteria(ctx: TenantContext, *, account_wide: bool = False) -> list[A
             with_loader_criteria(Site, lambda cls: cls.id.in_(site_ids), include_aliases=True),
             with_loader_criteria(SiteOwned, lambda cls: cls.site_id.in_(site_ids), include_aliases=True),
         ]
-    return criteria
+    return tuple(criteria)
 
 
 def _is_scoped_mapper(state: ORMExecuteState) -> bool:

@@ -18,9 +18,10 @@ from pydantic import BaseModel, EmailStr, Field, TypeAdapter
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.callers import caller_by_key_hash, caller_by_user_id, granted_site_ids
 from storage.db import Database
 from storage.exceptions import NotAuthenticated, ValidationFailed
-from storage.models import Account, ApiKey, Plan, Role, SiteUserAccess, User
+from storage.models import Account, ApiKey, Plan, Role, User
 from storage.tenancy import TenantContext
 
 API_KEY_PREFIX = "igny8_"
@@ -146,26 +147,19 @@ async def create_account(
         )
 
 
-# The columns that decide who a caller is, read in one joined query per request.
-_TENANT_COLUMNS = (User.id, User.role, User.is_active, User.account_id, Account.status, Account.is_system)
 # A key used every second would otherwise rewrite one row on every request; a minute is precise
 # enough to tell which keys are in use.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-async def _tenant_of(session: AsyncSession, row: Row[Any]) -> TenantContext:
+async def _tenant_of(db: Database, row: Row[Any]) -> TenantContext:
     """The seed's access rules: owners/admins reach every site, editors/viewers their grants."""
     if not row.is_active:
         raise NotAuthenticated("This user is deactivated.")
     if row.status in ("suspended", "cancelled"):
         raise NotAuthenticated("This account is not active.")
     role = Role(row.role)
-    site_ids: frozenset[int] | None = None
-    if role in (Role.EDITOR, Role.VIEWER):
-        granted = await session.scalars(
-            select(SiteUserAccess.site_id).where(SiteUserAccess.user_id == row.id)
-        )
-        site_ids = frozenset(granted.all())
+    site_ids = await granted_site_ids(db, row.id) if role in (Role.EDITOR, Role.VIEWER) else None
     return TenantContext(
         account_id=row.account_id,
         user_id=row.id,
@@ -176,22 +170,14 @@ async def _tenant_of(session: AsyncSession, row: Row[Any]) -> TenantContext:
 
 
 async def authenticate_api_key(db: Database, key: str | None) -> TenantContext:
-    """Every request authenticates, so this only reads (on SQLite, beside any writer); the key's
-    ``last_used_at`` is written in a transaction of its own, at most once a minute."""
+    """The key's ``last_used_at`` is written in a transaction of its own, at most once a minute, so
+    authenticating stays a read."""
     if not key:
         raise NotAuthenticated("An API key is required (--api-key or IGNY8_API_KEY).")
-    async with db.transaction(TenantContext.system(), read_only=True) as session:
-        row = (
-            await session.execute(
-                select(ApiKey.id.label("key_id"), ApiKey.revoked_at, ApiKey.last_used_at, *_TENANT_COLUMNS)
-                .join(User, User.id == ApiKey.user_id)
-                .join(Account, Account.id == User.account_id)
-                .where(ApiKey.key_hash == hash_api_key(key.strip()))
-            )
-        ).first()
-        if row is None or row.revoked_at is not None:
-            raise NotAuthenticated("This API key is not valid or has been revoked.")
-        tenant = await _tenant_of(session, row)
+    row = await caller_by_key_hash(db, hash_api_key(key.strip()))
+    if row is None or row.revoked_at is not None:
+        raise NotAuthenticated("This API key is not valid or has been revoked.")
+    tenant = await _tenant_of(db, row)
     now = datetime.now(UTC)
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         async with db.transaction(TenantContext.system()) as session:
@@ -200,9 +186,7 @@ async def authenticate_api_key(db: Database, key: str | None) -> TenantContext:
 
 
 async def tenant_for_user_id(db: Database, user_id: int) -> TenantContext:
-    async with db.transaction(TenantContext.system(), read_only=True) as session:
-        stmt = select(*_TENANT_COLUMNS).join(Account, Account.id == User.account_id)
-        row = (await session.execute(stmt.where(User.id == user_id))).first()
-        if row is None:
-            raise NotAuthenticated(f"user {user_id} not found")
-        return await _tenant_of(session, row)
+    row = await caller_by_user_id(db, user_id)
+    if row is None:
+        raise NotAuthenticated(f"user {user_id} not found")
+    return await _tenant_of(db, row)
