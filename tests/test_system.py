@@ -8,6 +8,7 @@ from sqlalchemy import select
 from storage.exceptions import PermissionDenied, ValidationFailed
 from storage.models import IntegrationSettings, Role
 from tools.ai.prompts import load_prompt_set
+from tools.registry import invoke
 
 
 async def test_secrets_are_encrypted_at_rest_and_masked(tenants):
@@ -78,3 +79,15 @@ async def test_author_profile_and_strategy_feed_the_system_prompt(tenants):
     other = await tenants.create()
     with pytest.raises(ValidationFailed, match="sector_id"):
         await other.run("strategies.create", name="Sneaky", sector_id=t.sector_id)
+
+
+async def test_editors_see_account_wide_strategies_and_those_of_their_sites(tenants) -> None:
+    t = await tenants.create()
+    other_sector = await t.sector("Elsewhere", site_id=await t.site("Other blog"))
+    await t.run("strategies.create", name="Everywhere")
+    await t.run("strategies.create", name="Ours", sector_id=t.sector_id)
+    await t.run("strategies.create", name="Theirs", sector_id=other_sector)
+    editor = await t.user(Role.EDITOR, (t.site_id,))
+    seen = await invoke("strategies.list", {}, db=t.db, tenant=editor)
+    assert {s.name for s in seen.results} == {"Everywhere", "Ours"} and seen.count == 2
+    assert {s.name for s in (await t.run("strategies.list")).results} == {"Everywhere", "Ours", "Theirs"}

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from storage import secrets
@@ -367,8 +367,13 @@ async def _check_sector(ctx: ActionContext, sector_id: int | None) -> None:
     route=Route("GET", "system/strategies/"),
 )
 async def list_strategies(ctx: ActionContext, params: PageInput) -> Page[StrategyOut]:
+    """Account-wide strategies, and those of sectors the caller can reach (editors and viewers see
+    only their sites' sectors, which the tenant filter applies to the ``Sector`` subquery)."""
+    visible = select(Strategy)
+    if ctx.tenant.site_ids is not None:
+        visible = visible.where(or_(Strategy.sector_id.is_(None), Strategy.sector_id.in_(select(Sector.id))))
     stmt = order_by(
-        select(Strategy),
+        visible,
         params.ordering,
         {"name": Strategy.name, "created_at": Strategy.created_at},
         "name",
