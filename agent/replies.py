@@ -61,10 +61,29 @@ def _page(action: str, page: dict[str, Any]) -> str:
     return f"{head}:\n\n{table(page['results'])}{more}"
 
 
+def _ids(ids: list[int]) -> str:
+    return ", ".join(map(str, ids[:10])) + (f" … ({len(ids)} in all)" if len(ids) > 10 else "")
+
+
+def _produced(refs: list[dict[str, Any]]) -> list[str]:
+    """What an AI run made, from the references its items saved."""
+    out = []
+    if clustered := sum(r.get("keywords_clustered", 0) for r in refs):
+        clusters = sorted({c for r in refs for c in r.get("cluster_ids", [])})
+        out.append(f"grouped {clustered} keywords into {len(clusters)} clusters (ids {_ids(clusters)})")
+    for key, noun in (("idea_ids", "content ideas"), ("image_ids", "images")):
+        if made := [i for r in refs for i in r.get(key, [])]:
+            out.append(f"created {len(made)} {noun} (ids {_ids(made)})")
+    if articles := [r["content_id"] for r in refs if "word_count" in r]:
+        out.append(f"wrote {len(articles)} articles (content ids {_ids(articles)})")
+    return out
+
+
 def _ai_run(run: dict[str, Any]) -> str:
     done, failed = len(run["succeeded"]), run.get("failed") or []
     provider = run.get("provider", "the AI")
-    text = f"Done: {done} item(s) processed with {provider}; {run['credits_used']} credits used"
+    produced = _produced(run["succeeded"]) or [f"{done} item(s) processed"]
+    text = f"Done with {provider}: {'; '.join(produced)}; {run['credits_used']} credits used"
     if run.get("credits_reserved", 0) > run["credits_used"]:
         text += f" ({run['credits_reserved'] - run['credits_used']} reserved credits returned)"
     text += "."

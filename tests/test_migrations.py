@@ -5,12 +5,10 @@ Each backend gets its own scratch database: stepping down would break the shared
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -21,7 +19,7 @@ from sqlalchemy.engine import make_url
 from storage.db import normalise_url
 from storage.migrate import alembic_config, downgrade, upgrade
 from storage.models import Base
-from tests.conftest import IN_CI, POSTGRES_ADMIN_URL, _libpq
+from tests.conftest import scratch_postgres
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -29,17 +27,8 @@ def scratch_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'scratch.db'}"
         return
-    name = f"igny8_mig_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(_libpq(POSTGRES_ADMIN_URL), autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        (pytest.fail if IN_CI else pytest.skip)(f"PostgreSQL is not reachable: {exc}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with scratch_postgres("igny8_mig") as url:
+        yield url
 
 
 @contextmanager
