@@ -28,7 +28,8 @@ from storage.tenancy import TenantContext
 
 YES = {"yes", "y", "ok", "okay", "approve", "approved", "go", "go ahead", "do it", "sure", "confirm"}
 NO = {"no", "n", "cancel", "stop", "reject", "don't", "dont", "nope", "abort"}
-MAX_ATTACHMENTS = 3
+MAX_ATTACHMENTS = 3  # per conversation
+ATTACHMENT_BUDGET = 256 * 1024 * 1024  # bytes of attachments held by one process, all conversations
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,36 @@ def with_attachment_note(message: str, names: list[str]) -> str:
 
 
 class Conversations:
-    def __init__(self, db: Database, checkpointer: BaseCheckpointSaver, model: BaseChatModel | None = None):
+    def __init__(
+        self,
+        db: Database,
+        checkpointer: BaseCheckpointSaver,
+        model: BaseChatModel | None = None,
+        *,
+        attachment_budget: int = ATTACHMENT_BUDGET,
+    ):
         self.db = db
         self.checkpointer = checkpointer
         self._model = model
         self._threads: defaultdict[str, _Thread] = defaultdict(_Thread)
         self._graphs: dict[tuple[int, str], Any] = {}
+        self._attachment_budget = attachment_budget
+        self._with_files: dict[str, _Thread] = {}  # threads holding files, least recently attached first
+
+    def _attach(self, key: str, files: Mapping[str, bytes]) -> list[str]:
+        """Keep a thread's new files; past the process-wide budget, the files of the conversations
+        that attached longest ago are let go (a tool naming one then asks to attach it again)."""
+        thread = self._threads[key]
+        names = thread.attach(files)
+        if names:
+            self._with_files.pop(key, None)
+            self._with_files[key] = thread
+            held = sum(len(c) for t in self._with_files.values() for c in t.attachments.values())
+            while held > self._attachment_budget and len(self._with_files) > 1:
+                oldest = self._with_files.pop(next(iter(self._with_files)))
+                held -= sum(len(c) for c in oldest.attachments.values())
+                oldest.attachments.clear()
+        return names
 
     def thread_key(self, tenant: TenantContext, conversation: str) -> str:
         """Every thread id starts with the caller's account: a client cannot name another's thread."""
@@ -112,7 +137,7 @@ class Conversations:
     ) -> AsyncIterator[AgentEvent]:
         key = self.thread_key(tenant, conversation)
         thread = self._threads[key]
-        message = with_attachment_note(message, thread.attach(attachments or {}))
+        message = with_attachment_note(message, self._attach(key, attachments or {}))
         if thread.lock.locked():
             thread.inbox.append(message)
             yield AgentEvent("queued", {"message": "Got it — I'll take that into account in a moment."})

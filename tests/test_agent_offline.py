@@ -83,3 +83,23 @@ async def test_offline_refuses_local_files_on_server_surfaces(db, tenants, tmp_p
     [result] = [e.data for e in events if e.kind == "tool_result"]
     assert not result["ok"] and "attach the file" in result["content"]
     assert (await t.run("keywords.list")).count == 0
+
+
+async def test_attachments_past_the_budget_are_let_go_oldest_first(db, tenants) -> None:
+    t = await tenants.create()
+    async with open_checkpointer(db.url) as saver:
+        chat = Conversations(db, saver, OfflineChatModel(), attachment_budget=len(CSV) * 2)
+
+        async def turn(conversation: str, text: str, files: dict[str, bytes] | None = None) -> str:
+            events = [
+                e
+                async for e in chat.send(
+                    t.owner, conversation, text, site_id=t.site_id, sector_id=t.sector_id, attachments=files
+                )
+            ]
+            return "\n".join(e.data.get("text", "") for e in events if e.kind == "message")
+
+        for conversation in ("first", "second", "third"):  # each holds one file; only two fit
+            await turn(conversation, "hello", {"kw.csv": CSV.encode()})
+        assert "attach the file" in await turn("first", "import keywords from kw.csv")
+        assert "Imported 5 of 5 keywords." in await turn("third", "import keywords from kw.csv")
