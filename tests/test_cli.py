@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bots.cli.quickstart import SAMPLE_KEYWORDS
 from storage.db import Database
 
 IGNY8 = str(Path(sys.executable).parent / "igny8")
@@ -141,7 +142,7 @@ def test_quickstart_on_a_fresh_sqlite_database(tmp_path: Path):
         env=env,
         timeout=60,
     )
-    assert json.loads(imported.stdout)["imported"] == 15
+    assert json.loads(imported.stdout)["imported"] == len(SAMPLE_KEYWORDS)
 
 
 def test_offline_chat_one_shot(igny8, tmp_path: Path):

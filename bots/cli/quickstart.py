@@ -19,22 +19,31 @@ from tools.accounts import authenticate_api_key, create_account
 from tools.registry import invoke
 
 ENV_FILE = Path(".env")
+# Shaped like a keyword tool's export: head terms ("running shoes") next to their longer variants,
+# which is what lets clustering find the topics.
 SAMPLE_KEYWORDS = [
+    ("running shoes", 90500, 68, "commercial"),
     ("best running shoes", 22000, 54, "commercial"),
     ("running shoes for flat feet", 6600, 38, "commercial"),
     ("trail running shoes", 14800, 47, "commercial"),
+    ("best trail running shoes", 5400, 44, "commercial"),
     ("how to choose running shoes", 2900, 22, "informational"),
     ("running shoes vs walking shoes", 1300, 18, "informational"),
     ("marathon training plan", 18100, 41, "informational"),
     ("beginner marathon training plan", 5400, 29, "informational"),
+    ("half marathon training plan", 12100, 36, "informational"),
     ("half marathon training schedule", 9900, 35, "informational"),
     ("how to start running", 12100, 31, "informational"),
     ("running tips for beginners", 4400, 24, "informational"),
+    ("running for beginners", 8100, 30, "informational"),
     ("couch to 5k plan", 33100, 39, "informational"),
+    ("running watch", 27100, 58, "commercial"),
     ("buy running watch", 1600, 45, "transactional"),
     ("best gps running watch", 8100, 52, "commercial"),
+    ("best running watch", 14800, 55, "commercial"),
     ("garmin forerunner review", 3600, 33, "commercial"),
     ("running knee pain causes", 2400, 27, "informational"),
+    ("knee pain after running", 6600, 25, "informational"),
 ]
 
 
