@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import signal
 import socket
 import subprocess
@@ -31,6 +32,23 @@ def _get(url: str) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
+def _line_with(proc: subprocess.Popen[str], needle: str, seconds: float = 60) -> str:
+    """The first stdout line containing ``needle``, waiting on the pipe (not polling) up to a bound."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + seconds
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0:
+            if not selector.select(left):
+                break
+            line = proc.stdout.readline()
+            if not line:  # the process ended before it served
+                raise AssertionError(proc.communicate()[1])
+            if needle in line:
+                return line
+    raise AssertionError(f"no {needle!r} line within {seconds} s")
+
+
 def test_serve_answers_until_interrupted(db: Database, tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IGNY8_")}
@@ -44,16 +62,10 @@ def test_serve_answers_until_interrupted(db: Database, tmp_path: Path) -> None:
         text=True,
     )
     try:
+        banner = _line_with(proc, "is serving on")  # printed once the socket listens
+        assert f"http://localhost:{port}/" in banner
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                status, body = _get(f"{base}/healthz")
-                break
-            except OSError:
-                assert proc.poll() is None, proc.communicate()[1]
-                assert time.monotonic() < deadline, "the server did not come up"
-                time.sleep(0.2)
+        status, body = _get(f"{base}/healthz")
         assert status == 200 and body == {"success": True, "data": {"status": "ok"}}
         assert _get(f"{base}/readyz")[0] == 200
         status, body = _get(f"{base}/api/v1/planner/keywords/")
@@ -62,5 +74,4 @@ def test_serve_answers_until_interrupted(db: Database, tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert f"http://localhost:{port}/" in out
     assert '"path": "/healthz"' in out and '"status": 200' in out, "one JSON access-log line per request"
