@@ -55,7 +55,7 @@ from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine  # noqa: E402
 
-from storage.db import Database, normalise_url  # noqa: E402
+from storage.db import POSTGRES_POOL, Database, normalise_url  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Keyword, cluster_keywords  # noqa: E402
 from tools import load_actions  # noqa: E402
@@ -132,7 +132,7 @@ def bare_engine(url: str) -> AsyncEngine:
     url = normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         return create_async_engine(url)
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(url, **POSTGRES_POOL)
 
 
 def serve_bare(url: str, port: int, ready: mp.synchronize.Event) -> None:

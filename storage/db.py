@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import (
 from storage.settings import get_settings
 from storage.tenancy import READ_ONLY_KEY, TENANT_KEY, TenantContext, TenantSession
 
-_READ_ONLY = "igny8_read_only"  # connection execution option: begin without taking the write lock
+# What "our" PostgreSQL pool is (the HTTP benchmark gives its bare baseline the same one).
+POSTGRES_POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
 
 
 def normalise_url(url: str) -> str:
@@ -49,7 +50,7 @@ def _sqlite_begin(conn: Any) -> None:
     """Take the write lock up front: a transaction that reads and then writes would otherwise fail
     with SQLITE_BUSY when another writer commits in between, whatever the busy timeout. Read-only
     sessions (which cannot write) begin deferred, so they read alongside a writer (WAL)."""
-    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY_KEY) else "BEGIN IMMEDIATE")
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -62,7 +63,7 @@ def create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(url, **POSTGRES_POOL)
 
 
 class Database:
@@ -71,7 +72,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self.engine = create_engine(self.url)
-        self._reader = self.engine.execution_options(**{_READ_ONLY: True})
+        self._reader = self.engine.execution_options(**{READ_ONLY_KEY: True})  # seen by _sqlite_begin
         self._sessions = async_sessionmaker(
             self.engine, sync_session_class=TenantSession, expire_on_commit=False
         )

@@ -46,7 +46,7 @@ from storage.models import (
 )
 
 TENANT_KEY = "igny8_tenant"
-# Session info flag: the session was opened for reading only (see ``Database.session``).
+# The session (info) or connection (execution option) was opened for reading only; see ``storage.db``.
 READ_ONLY_KEY = "igny8_read_only"
 # Execution option for SELECTs that must see the caller's whole account although the caller is
 # limited to granted sites: plan limits are per account. The account filter always stays.
